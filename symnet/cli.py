@@ -1,0 +1,138 @@
+"""The ``symnet`` command line.
+
+Every command has ``--help`` with an example.  Bad input exits with status 2
+and one line on standard error saying what was wrong and what was expected.
+"""
+
+import argparse
+import json
+import sys
+
+from symnet.errors import SymnetError
+
+SIMPLIFIED_WIDTH = 60
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line, with status 2."""
+
+    def error(self, message):
+        raise SystemExit(_fail(f"{self.prog}: {message} (see '{self.prog} --help')"))
+
+
+def _fail(message):
+    print(f"symnet: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _command(subparsers, name, help_text, example):
+    return subparsers.add_parser(name, help=help_text, description=help_text,
+                                 epilog=f"example:\n  {example}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser():
+    parser = _Parser(prog="symnet", description="Symbolic differentiation and Numba code generation for neural networks.")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    derive = _command(subparsers, "derive", "Derive the gradient of an expression; print it, its LaTeX and its value.",
+                      'symnet derive "1/(exp(-(w*x+b))+1)" --wrt w,b --at x=1,w=0,b=0')
+    derive.add_argument("expression", help="expression text, e.g. 'x*tanh(log(1+exp(x)))'")
+    derive.add_argument("--wrt", required=True, help="comma-separated variables, e.g. w,b")
+    derive.add_argument("--at", help="point to evaluate at, e.g. x=1,w=0,b=0 (every symbol needs a value)")
+    derive.add_argument("--latex", action="store_true", help="print LaTeX of each derivative and the CSE'd form")
+    derive.add_argument("--json", action="store_true", help="print one JSON object")
+    derive.set_defaults(run=_derive)
+
+    swell = _command(subparsers, "swell", "Show expression swell: operation counts of naive, CSE'd and reverse-mode derivatives.",
+                     "symnet swell --logistic-map 10")
+    swell.add_argument("expression", nargs="?", help="expression text (or use --logistic-map)")
+    swell.add_argument("--wrt", help="variable(s) for a user expression, e.g. x")
+    swell.add_argument("--logistic-map", type=int, metavar="N", help="the table of Baydin et al. for l_1..l_N")
+    swell.add_argument("--json", action="store_true", help='print {"rows": [...]}')
+    swell.set_defaults(run=_swell)
+    return parser
+
+
+def _derive(args):
+    from symnet.declare.parse import parse_point
+    from symnet.expression import derive
+
+    derivation = derive(args.expression, args.wrt)
+    result = {
+        "expression": str(derivation.expr),
+        "wrt": derivation.names,
+        "expressions": {v.name: str(g) for v, g in zip(derivation.wrt, derivation.simplified)},
+        "latex": derivation.latex(),
+        "cse": derivation.cse_latex(),
+        "ops": {k: derivation.ops[k] for k in ("forward", "forward_dag", "naive", "cse", "reverse")},
+    }
+    if args.at:
+        point = parse_point(args.at)
+        missing = sorted(s.name for s in derivation.expr.free_symbols if s not in point)
+        if missing:
+            raise SymnetError(f"--at gives no value for {', '.join(missing)}; every symbol of the expression needs one")
+        result["at"] = {s.name: v for s, v in point.items()}
+        result["gradient"] = derivation.gradient_at({s.name: v for s, v in point.items() if s in derivation.expr.free_symbols})
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"f = {result['expression']}")
+    for name in derivation.names:
+        value = f"    = {result['gradient'][name]!r} at {args.at}" if args.at else ""
+        print(f"∂f/∂{name} = {result['expressions'][name]}{value}")
+    ops = result["ops"]
+    print(f"operations: naive {ops['naive']}, after CSE {ops['cse']}, reverse mode {ops['reverse']} "
+          f"(forward tree {ops['forward']}, forward DAG {ops['forward_dag']})")
+    if args.latex:
+        print("\nLaTeX:")
+        for name, text in result["latex"].items():
+            print(f"  \\frac{{\\partial f}}{{\\partial {name}}} = {text}")
+        print("\nCSE'd form:")
+        for line in result["cse"]:
+            print(f"  {line}")
+    return 0
+
+
+def _swell(args):
+    from symnet.expression import as_expression, as_symbols, logistic_map_swell, swell_row
+    from symnet.report import format_table
+
+    if (args.logistic_map is None) == (args.expression is None):
+        raise SymnetError("give either an EXPRESSION with --wrt, or --logistic-map N")
+    if args.logistic_map is not None:
+        if not 1 <= args.logistic_map <= 14:
+            raise SymnetError(f"--logistic-map takes N from 1 to 14, got {args.logistic_map}")
+        rows = logistic_map_swell(args.logistic_map)
+    else:
+        if not args.wrt:
+            raise SymnetError("a user expression needs --wrt, e.g. --wrt x")
+        expr = as_expression(args.expression)
+        rows = [dict(variable=v.name, **swell_row(expr, v)) for v in as_symbols(args.wrt)]
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
+        return 0
+    columns = [c for c in rows[0] if c != "simplified"]
+    shown = [dict(r, simplified=_shorten(r["simplified"])) for r in rows]
+    print(format_table(shown, columns + ["simplified"]))
+    return 0
+
+
+def _shorten(text):
+    return text if len(text) <= SIMPLIFIED_WIDTH else text[: SIMPLIFIED_WIDTH - 1] + "…"
+
+
+def main(argv=None):
+    """Entry point of the ``symnet`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except SymnetError as error:
+        return _fail(str(error))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Declare: expressions, activations, layers and losses as SymPy."""

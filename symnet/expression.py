@@ -1,0 +1,232 @@
+"""The expression toolkit: one scalar SymPy expression → gradient → CSE → LaTeX → compiled code.
+
+>>> import symnet as sn
+>>> d = sn.derive("1/(exp(-(w*x+b))+1)", wrt="w,b")
+>>> d.gradient_at({"x": 1, "w": 0, "b": 0})
+{'w': 0.25, 'b': 0.25}
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import sympy as sp
+
+from symnet.declare.parse import parse_expression, parse_names, symbol
+from symnet.differentiate import check_variables, count_ops, naive_gradient, normalize, reverse_program
+from symnet.errors import ExpressionError
+from symnet.generate import modules
+from symnet.generate.printer import NumbaPrinter, check_dtype, python_name
+from symnet.simplify import cse_program, simplest
+
+COMMENT_WIDTH = 100
+
+
+def as_expression(expr):
+    """Accept expression text (parsed safely) or a SymPy expression."""
+    if isinstance(expr, str):
+        return parse_expression(expr)
+    if isinstance(expr, sp.Basic):
+        return sp.sympify(expr)
+    if isinstance(expr, (int, float)):
+        return sp.sympify(expr)
+    raise ExpressionError(f"expected a SymPy expression or expression text, got {type(expr).__name__}")
+
+
+def as_symbols(wrt):
+    """Accept ``"w,b"``, a symbol, or a list of symbols/names."""
+    if isinstance(wrt, str):
+        return parse_names(wrt)
+    if isinstance(wrt, sp.Symbol):
+        return [wrt]
+    return [symbol(v) if isinstance(v, str) else v for v in wrt]
+
+
+def derive(expr, wrt):
+    """Derive the gradient of ``expr`` with respect to ``wrt`` in every form symnet knows."""
+    expr = normalize(as_expression(expr))
+    return Derivation(expr, tuple(check_variables(expr, as_symbols(wrt))))
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """The gradient of one expression: naive, CSE'd and reverse-mode, with their sizes."""
+
+    expr: sp.Expr
+    wrt: tuple
+
+    @cached_property
+    def naive(self):
+        """``[diff(f, v) for v in wrt]``: trees that repeat shared subexpressions."""
+        return naive_gradient(self.expr, self.wrt)
+
+    @cached_property
+    def cse(self):
+        """``sympy.cse`` of the naive derivatives, as a program."""
+        return cse_program(self.naive)
+
+    @cached_property
+    def forward_and_gradient_cse(self):
+        """``sympy.cse`` of ``f`` and its naive derivatives together."""
+        return cse_program([self.expr, *self.naive])
+
+    @cached_property
+    def forward_cse(self):
+        """``sympy.cse`` of ``f`` alone: the size of its DAG."""
+        return cse_program([self.expr])
+
+    @cached_property
+    def reverse(self):
+        """The forward-plus-adjoint program of reverse mode (outputs ``f, ∂f/∂v...``)."""
+        return reverse_program(self.expr, self.wrt)
+
+    @cached_property
+    def ops(self):
+        """Operation counts: trees, after CSE, and of the reverse-mode program."""
+        return {
+            "forward": count_ops(self.expr),
+            "forward_dag": self.forward_cse.ops,
+            "naive": sum(count_ops(d) for d in self.naive),
+            "cse": self.cse.ops,
+            "forward_and_gradient_naive": count_ops(self.expr) + sum(count_ops(d) for d in self.naive),
+            "forward_and_gradient_cse": self.forward_and_gradient_cse.ops,
+            "reverse": self.reverse.ops,
+        }
+
+    @cached_property
+    def simplified(self):
+        """Each partial derivative in the cheapest form found quickly (see :func:`simplest`)."""
+        return [simplest(d) for d in self.naive]
+
+    @property
+    def names(self):
+        return [v.name for v in self.wrt]
+
+    def latex(self):
+        """``{var: LaTeX of ∂f/∂var}`` in the simplified form."""
+        return {v.name: sp.latex(d) for v, d in zip(self.wrt, self.simplified)}
+
+    def cse_latex(self):
+        """The CSE'd derivatives as LaTeX lines ``x_0 = …``, then ``∂f/∂v = …``."""
+        lines = [f"{sp.latex(name)} = {sp.latex(rhs)}" for name, rhs in self.cse.assignments]
+        lines += [rf"\frac{{\partial f}}{{\partial {sp.latex(v)}}} = {sp.latex(out)}"
+                  for v, out in zip(self.wrt, self.cse.outputs)]
+        return lines
+
+    def gradient_at(self, point):
+        """Evaluate the gradient at ``point`` (``{name or symbol: number}``) in float64 via the generated code."""
+        compiled = self.compile()
+        values = compiled(**{str(k): v for k, v in point.items()})
+        return {v.name: float(g) for v, g in zip(self.wrt, values[1])}
+
+    def compile(self, dtype="float64", directory=None):
+        """Generate (or reuse) the Numba module for value and gradient; return a callable."""
+        return CompiledExpression(self, check_dtype(dtype), directory)
+
+
+def _formula(expr):
+    text = str(expr)
+    return text if len(text) <= COMMENT_WIDTH else text[: COMMENT_WIDTH - 1] + "…"
+
+
+class CompiledExpression:
+    """Value and gradient of a :class:`Derivation`, vectorised over points by generated Numba code.
+
+    Call it with one keyword argument per symbol of the expression (numbers
+    or arrays, broadcast together); it returns ``(value, gradient)`` where
+    ``gradient[k]`` is ``∂f/∂wrt[k]``.
+    """
+
+    def __init__(self, derivation, dtype, directory):
+        self.derivation = derivation
+        self.dtype = dtype
+        self.inputs = sorted(derivation.expr.free_symbols, key=lambda s: s.name)
+        digest = modules.content_hash("expression", sp.srepr(derivation.expr),
+                                      [sp.srepr(v) for v in derivation.wrt], dtype)
+        self.path, self.written = modules.ensure_module(
+            modules.module_path("expression", digest, directory), lambda: self._source(digest))
+        self.function = modules.load_module(self.path).value_and_gradient
+
+    def _source(self, digest):
+        d = self.derivation
+        taken = set()
+        names = {s: python_name(s.name, taken) for s in self.inputs}
+        for target, _ in d.reverse.assignments:
+            names[target] = python_name(target.name, taken)
+        printer = NumbaPrinter(self.dtype, names)
+        formulas = [f"    f = {_formula(d.expr)}"]
+        formulas += [f"    ∂f/∂{v.name} = {_formula(g)}" for v, g in zip(d.wrt, d.simplified)]
+        description = "\nValue and gradient of\n\n" + "\n".join(formulas) + "\n"
+        forward_count = d.reverse.forward_length
+        lines = [modules.header(f"Value and gradient of f = {_formula(d.expr)}", digest, description), "",
+                 "@numba.njit(cache=True)",
+                 "def value_and_gradient(inputs):",
+                 f'    """inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)});'
+                 f' returns f[i] and gradient[k, i] = ∂f/∂({", ".join(v.name for v in d.wrt)})[k]."""',
+                 "    n = inputs.shape[1]",
+                 f"    value = np.empty(n, dtype=np.{self.dtype})",
+                 f"    gradient = np.empty(({len(d.wrt)}, n), dtype=np.{self.dtype})",
+                 "    for i in range(n):"]
+        lines += [f"        {names[s]} = inputs[{k}, i]" for k, s in enumerate(self.inputs)]
+        lines.append(f"        # forward pass: f = {_formula(d.expr)}")
+        for target, rhs in d.reverse.assignments[:forward_count]:
+            lines.append(f"        {names[target]} = {printer.doprint(rhs)}")
+        lines.append("        # reverse pass: adj_t = ∂f/∂t, summed over the uses of t")
+        for target, rhs in d.reverse.assignments[forward_count:]:
+            lines.append(f"        {names[target]} = {printer.doprint(rhs)}")
+        lines.append(f"        value[i] = {printer.doprint(d.reverse.outputs[0])}")
+        for k, (var, out) in enumerate(zip(d.wrt, d.reverse.outputs[1:])):
+            lines.append(f"        # ∂f/∂{var.name} = {_formula(d.simplified[k])}")
+            lines.append(f"        gradient[{k}, i] = {printer.doprint(out)}")
+        lines.append("    return value, gradient")
+        return "\n".join(lines) + "\n"
+
+    def __call__(self, **values):
+        missing = [s.name for s in self.inputs if s.name not in values]
+        unknown = sorted(set(values) - {s.name for s in self.inputs})
+        if missing or unknown:
+            raise ExpressionError(
+                f"expected values for {', '.join(s.name for s in self.inputs)}; "
+                f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}")
+        arrays = np.broadcast_arrays(*[np.asarray(values[s.name], dtype=self.dtype) for s in self.inputs])
+        shape = arrays[0].shape
+        inputs = np.ascontiguousarray(np.stack([a.ravel() for a in arrays]) if arrays else np.empty((0, 1)))
+        value, gradient = self.function(inputs)
+        return value.reshape(shape), gradient.reshape((len(self.derivation.wrt), *shape))
+
+
+def logistic_map(n, x=None):
+    """``l_n`` of the logistic map ``l_1 = x``, ``l_{k+1} = 4 l_k (1 − l_k)`` (Baydin et al. 2018, Table 1)."""
+    if n < 1:
+        raise ExpressionError(f"the logistic map starts at n = 1, got n = {n}")
+    x = x if x is not None else symbol("x")
+    value = x
+    for _ in range(n - 1):
+        value = 4 * value * (1 - value)
+    return value
+
+
+def swell_row(expr, var, n=None, simplified=None):
+    """One row of the expression-swell table for ``∂expr/∂var``."""
+    d = derive(expr, [var])
+    ops = d.ops
+    row = {"n": n} if n is not None else {}
+    row.update(forward_ops=ops["forward"], forward_dag_ops=ops["forward_dag"], naive_ops=ops["naive"],
+               cse_ops=ops["cse"], reverse_ops=ops["reverse"],
+               simplified=str(simplified if simplified is not None else d.simplified[0]))
+    return row
+
+
+def logistic_map_swell(n_max):
+    """The swell table for ``l_1 … l_{n_max}`` of the logistic map, derivative w.r.t. ``x``.
+
+    The ``simplified`` column is the expanded derivative, computed from the
+    expanded polynomial (``sympy.Poly``), which is fast at any ``n``.
+    """
+    x = symbol("x")
+    polynomial = sp.Poly(x, x)
+    rows = []
+    for n in range(1, n_max + 1):
+        rows.append(swell_row(logistic_map(n, x), x, n=n, simplified=polynomial.diff(x).as_expr()))
+        polynomial = 4 * polynomial * (1 - polynomial)
+    return rows

@@ -1,0 +1,1 @@
+"""Generate: print SymPy as Numba-jitted Python and write it into generated modules."""

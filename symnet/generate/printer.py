@@ -1,0 +1,104 @@
+"""The one printer of symnet's generated scalar code.
+
+:class:`NumbaPrinter` is SymPy's ``PythonCodePrinter`` with the few node types
+changed that matter inside a Numba loop:
+
+* ``Heaviside(x, H0)`` and ``sign`` become plain conditional expressions
+  (symnet's convention: ``Heaviside(0) = 0``, so ReLU'(0) = 0);
+* small integer powers become products (``x*x``), which Numba compiles to
+  multiplications and which keep float32 in float32;
+* in float32 code every constant is typed ``np.float32(...)``, because Numba
+  (like NumPy) promotes ``float32 * 1.0`` and ``float32 * 2`` to float64.
+
+``Max``/``Min`` print as the builtins ``max``/``min`` and ``Piecewise`` as
+nested conditional expressions (both inherited), ``erf`` as ``math.erf``.
+"""
+
+import keyword
+import re
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+DTYPES = ("float64", "float32")
+_EXPANDED_POWER_MAX = 4
+
+
+def check_dtype(dtype):
+    """Return ``dtype`` as one of :data:`DTYPES`, or raise a clear error."""
+    from symnet.errors import ConfigurationError
+
+    name = getattr(dtype, "__name__", None) or str(dtype)
+    name = {"float": "float64", "double": "float64", "single": "float32"}.get(name, name)
+    if name not in DTYPES:
+        raise ConfigurationError(f"dtype {dtype!r} is not supported; expected one of {', '.join(DTYPES)}")
+    return name
+
+
+def python_name(name, taken):
+    """A valid, unused Python identifier for a symbol called ``name``."""
+    base = re.sub(r"\W", "_", name)
+    if not base or base[0].isdigit():
+        base = "v_" + base
+    if keyword.iskeyword(base) or base in {"math", "np", "numba", "i", "n"}:
+        base += "_"
+    candidate, index = base, 1
+    while candidate in taken:
+        candidate, index = f"{base}_{index}", index + 1
+    taken.add(candidate)
+    return candidate
+
+
+class NumbaPrinter(PythonCodePrinter):
+    """Print scalar SymPy expressions as Python that Numba compiles in ``nopython`` mode."""
+
+    def __init__(self, dtype="float64", names=None):
+        super().__init__({"standard": "python3"})
+        self.dtype = check_dtype(dtype)
+        self.names = dict(names or {})
+
+    def _typed(self, text):
+        return text if self.dtype == "float64" else f"np.float32({text})"
+
+    def _print_Symbol(self, expr):
+        return self.names.get(expr) or super()._print_Symbol(expr)
+
+    def _print_Integer(self, expr):
+        return self._typed(str(expr.p))
+
+    def _print_Rational(self, expr):
+        return self._typed(f"{expr.p}/{expr.q}") if self.dtype == "float32" else f"({expr.p}/{expr.q})"
+
+    def _print_Float(self, expr):
+        return self._typed(repr(float(expr)))
+
+    def _print_Pi(self, expr):
+        return self._typed("math.pi")
+
+    def _print_Exp1(self, expr):
+        return self._typed("math.e")
+
+    def _print_Pow(self, expr, rational=False):
+        base, exponent = expr.args
+        if exponent.is_Integer and 1 <= abs(int(exponent)) <= _EXPANDED_POWER_MAX:
+            factor = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Mul"] + 1)
+            product = "*".join([factor] * abs(int(exponent)))
+            if abs(int(exponent)) > 1:
+                product = f"({product})"   # it may stand in a denominator: 1/(x*x)
+            return product if exponent > 0 else f"{self._print(sp.Integer(1))}/{product}"
+        if exponent.is_Integer:
+            return f"{self.parenthesize(base, sp.printing.precedence.PRECEDENCE['Pow'] + 1)}**{int(exponent)}"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Heaviside(self, expr):
+        argument = self._print(expr.args[0])
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.Rational(1, 2)
+        one, zero = self._print(sp.Integer(1)), self._print(sp.Integer(0))
+        if at_zero == 0:
+            return f"({one} if {argument} > 0 else {zero})"
+        return f"({one} if {argument} > 0 else ({self._print(at_zero)} if {argument} == 0 else {zero}))"
+
+    def _print_sign(self, expr):
+        argument = self._print(expr.args[0])
+        one, zero = self._print(sp.Integer(1)), self._print(sp.Integer(0))
+        return f"({one} if {argument} > 0 else (-{one} if {argument} < 0 else {zero}))"

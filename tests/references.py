@@ -1,0 +1,44 @@
+"""Independent references for the tests: mpmath at high precision and finite differences.
+
+Nothing here calls symnet's differentiator; derivatives come from
+``mpmath.diff`` of the forward expression only.
+"""
+
+import mpmath
+import sympy as sp
+
+DIGITS = 50
+
+
+def mp_function(expr, symbols):
+    """The forward expression as an mpmath function (Heaviside(0) = 0, as symnet's convention)."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Heaviside),
+                        lambda e: sp.Piecewise((1, e.args[0] > 0), (0, True)))
+    return sp.lambdify(symbols, expr, modules="mpmath")
+
+
+def mp_gradient(expr, wrt, point):
+    """∂expr/∂v for v in wrt at point ({symbol: float}), by mpmath.diff at 50 digits."""
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    function = mp_function(expr, symbols)
+    with mpmath.workdps(DIGITS):
+        at = [mpmath.mpf(point[s]) for s in symbols]
+        result = []
+        for var in wrt:
+            order = [1 if s == var else 0 for s in symbols]
+            result.append(mpmath.diff(function, at, order))
+        return result
+
+
+def mp_value(expr, point):
+    """expr evaluated at point in mpmath at 50 digits."""
+    symbols = sorted(expr.free_symbols, key=lambda s: s.name)
+    with mpmath.workdps(DIGITS):
+        return mp_function(expr, symbols)(*[mpmath.mpf(point[s]) for s in symbols])
+
+
+def relative_error(value, reference):
+    """|value − reference| / |reference| (absolute error where the reference is 0)."""
+    reference = mpmath.mpf(reference)
+    error = abs(mpmath.mpf(value) - reference)
+    return float(error / abs(reference)) if reference != 0 else float(error)

@@ -1,0 +1,58 @@
+"""The command line: documented JSON keys, the seeds' example, one-line errors with status 2."""
+
+import json
+
+import pytest
+
+from symnet.cli import main
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_derive_reproduces_the_seeds_logistic_neuron(capsys):
+    status, out, _ = run(capsys, "derive", "1/(exp(-(w*x+b))+1)", "--wrt", "w,b", "--at", "x=1,w=0,b=0", "--json")
+    result = json.loads(out)
+    assert status == 0
+    assert result["gradient"] == {"w": 0.25, "b": 0.25}
+    assert set(result["latex"]) == {"w", "b"} and set(result["expressions"]) == {"w", "b"}
+    assert set(result["ops"]) >= {"naive", "cse", "reverse"}
+
+
+def test_derive_human_form_and_latex(capsys):
+    status, out, _ = run(capsys, "derive", "x*tanh(log(1+exp(x)))", "--wrt", "x", "--latex")
+    assert status == 0 and "∂f/∂x =" in out and "\\frac{\\partial f}{\\partial x}" in out and "x_{0} =" in out
+
+
+def test_swell_json_has_the_documented_columns(capsys):
+    status, out, _ = run(capsys, "swell", "--logistic-map", "10", "--json")
+    rows = json.loads(out)["rows"]
+    assert status == 0 and [r["n"] for r in rows] == list(range(1, 11))
+    assert set(rows[0]) == {"n", "forward_ops", "forward_dag_ops", "naive_ops", "cse_ops", "reverse_ops", "simplified"}
+
+
+def test_swell_of_a_user_expression(capsys):
+    status, out, _ = run(capsys, "swell", "x*tanh(log(1+exp(x)))", "--wrt", "x")
+    assert status == 0 and "naive_ops" in out and out.count("\n") == 3
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["derive", "x**", "--wrt", "x"], "cannot parse"),
+    (["derive", "x**2", "--wrt", "y"], "does not occur"),
+    (["derive", "x**2", "--wrt", "x", "--at", "x"], "expected name=value"),
+    (["derive", "x*y", "--wrt", "x", "--at", "x=1"], "no value for y"),
+    (["derive", "x**2"], "required: --wrt"),
+    (["swell"], "either an EXPRESSION"),
+    (["swell", "--logistic-map", "0"], "from 1 to 14"),
+    (["nonsense"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as raised:
+        status = main(argv)
+        raise SystemExit(status)
+    _, err = capsys.readouterr()
+    assert raised.value.code == 2
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
