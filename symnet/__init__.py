@@ -2,9 +2,15 @@
 
 __version__ = "0.1.0"
 
+from symnet import optim  # noqa: E402
+from symnet.declare import activations, losses  # noqa: E402
+from symnet.declare.activations import Activation  # noqa: E402
+from symnet.declare.layers import Dense  # noqa: E402
 from symnet.errors import (ConfigurationError, DifferentiationError, ExpressionError,  # noqa: E402
                            NonFiniteError, ShapeError, SymnetError)
 from symnet.expression import derive  # noqa: E402
+from symnet.network import Sequential, unrolled_loss  # noqa: E402
 
-__all__ = ["derive", "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError",
-           "NonFiniteError", "ConfigurationError"]
+__all__ = ["derive", "Sequential", "Dense", "Activation", "activations", "losses", "optim", "unrolled_loss",
+           "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
+           "ConfigurationError"]

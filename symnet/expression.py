@@ -209,10 +209,9 @@ def logistic_map(n, x=None):
 def swell_row(expr, var, n=None, simplified=None):
     """One row of the expression-swell table for ``∂expr/∂var``."""
     d = derive(expr, [var])
-    ops = d.ops
     row = {"n": n} if n is not None else {}
-    row.update(forward_ops=ops["forward"], forward_dag_ops=ops["forward_dag"], naive_ops=ops["naive"],
-               cse_ops=ops["cse"], reverse_ops=ops["reverse"],
+    row.update(forward_ops=count_ops(d.expr), forward_dag_ops=d.forward_cse.ops, naive_ops=count_ops(d.naive[0]),
+               cse_ops=d.cse.ops, reverse_ops=d.reverse.ops,
                simplified=str(simplified if simplified is not None else d.simplified[0]))
     return row
 

@@ -38,3 +38,94 @@ def simplest(expr):
     if size <= SIMPLIFY_MAX_OPS:
         candidates.append(sp.simplify(expr))
     return min(candidates, key=count_ops)
+
+
+# --- numerically stable forms -------------------------------------------------
+# Each rewrite is applied to values and derivatives *after* differentiation
+# (so derivatives at kinks are never affected) and is checked against mpmath
+# at ordinary and extreme inputs in tests/test_stability.py.
+
+def _softplus_rewrite(expr):
+    """log(1 + e^u) → max(u, 0) + log1p(e^(−|u|)): no overflow for large u."""
+    from sympy.codegen.cfunctions import log1p
+
+    def is_softplus(e):
+        if not isinstance(e, sp.log) or not e.args[0].is_Add:
+            return False
+        terms = e.args[0].args
+        return len(terms) == 2 and sp.Integer(1) in terms and any(isinstance(a, sp.exp) for a in terms)
+
+    def stable(e):
+        (u,) = [a for a in e.args[0].args if isinstance(a, sp.exp)][0].args
+        return sp.Max(u, 0) + log1p(sp.exp(-sp.Abs(u)))
+
+    return expr.replace(is_softplus, stable)
+
+
+def _logistic_rewrite(expr):
+    """e^v / (1 + e^v)^k → 1/(1 + e^(−v)) · 1/(1 + e^v)^(k−1): no inf/inf for large |v|.
+
+    k = 1 is the logistic function, k = 2 its derivative e^v/(1 + e^v)².
+    """
+    def fix(mul):
+        factors = list(mul.args)
+        for factor in factors:
+            if not (factor.is_Pow and factor.exp.is_Integer and factor.exp < 0 and factor.base.is_Add
+                    and len(factor.base.args) == 2 and sp.Integer(1) in factor.base.args):
+                continue
+            (growth,) = [arg for arg in factor.base.args if arg != 1]
+            if isinstance(growth, sp.exp) and growth in factors:
+                factors.remove(growth)
+                factors.remove(factor)
+                power = -factor.exp
+                return sp.Mul(*factors) / ((1 + sp.exp(-growth.args[0])) * factor.base ** (power - 1))
+        return mul
+
+    return expr.replace(lambda e: e.is_Mul, fix)
+
+
+STABLE_REWRITES = {"softplus": _softplus_rewrite, "logistic": _logistic_rewrite}
+
+
+def stable(expr):
+    """Apply every rewrite of :data:`STABLE_REWRITES` to ``expr``."""
+    for rewrite in STABLE_REWRITES.values():
+        expr = rewrite(expr)
+    return expr
+
+
+# --- the cheapest form of an activation's derivative ---------------------------
+
+_SAMPLE_POINTS = (sp.Rational(3, 10), sp.Rational(-7, 10), sp.Rational(11, 10))
+_GRID = [sp.Rational(k, 4) for k in range(-24, 25)]
+
+
+def derivative_from_output(function, derivative, variable, output):
+    """f'(z) written in the stored output ``a = f(z)``, or None when no such form is found.
+
+    Tries, in order: a polynomial of degree ≤ 2 in ``a`` (σ' = a − a²,
+    tanh' = 1 − a², exp' = a), proven by ``simplify(f' − p(f)) == 0``; and
+    f' evaluated at ``a`` (ReLU' = H(a), hard-tanh), checked on a grid that
+    includes the kinks.
+    """
+    if function.has(sp.Max, sp.Min, sp.Heaviside, sp.Piecewise):
+        candidate = derivative.xreplace({variable: output})
+        same = all(sp.N(derivative.subs(variable, z) - candidate.subs(output, function.subs(variable, z))) == 0
+                   for z in _GRID)
+        return candidate if same else None
+    values = [function.subs(variable, z) for z in _SAMPLE_POINTS]
+    slopes = [derivative.subs(variable, z) for z in _SAMPLE_POINTS]
+    matrix = sp.Matrix([[1, v, v**2] for v in values]).evalf(50)
+    try:
+        coefficients = matrix.solve(sp.Matrix(slopes).evalf(50))
+    except (ValueError, ZeroDivisionError):
+        return None
+    coefficients = [sp.nsimplify(c, tolerance=1e-25, rational=True) for c in coefficients]
+    polynomial = coefficients[0] + coefficients[1] * output + coefficients[2] * output**2
+    # cheap numeric rejection at two more points before the (slow) symbolic proof
+    for z in (sp.Rational(-13, 10), sp.Rational(17, 10)):
+        if abs(sp.N(derivative.subs(variable, z) - polynomial.subs(output, function.subs(variable, z)), 30)) > 1e-20:
+            return None
+    if sp.simplify(derivative - polynomial.xreplace({output: function})) != 0:
+        return None
+    return polynomial

@@ -1,0 +1,89 @@
+"""Losses: per-sample SymPy expressions over the output row ``o[k]`` and target ``y[k]``.
+
+Every loss is averaged over the batch: ``L = (1/N) Σ_n ℓ(o_n, y_n)``.  A loss
+has its declared (textbook) form and, where the textbook form overflows, a
+named rewrite that is equal to it (``tests/test_losses.py`` proves it) and is
+what symnet differentiates and evaluates.  The gradient ``∂ℓ/∂o[j]`` is
+derived by SymPy from that form.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+
+from symnet.declare.activations import sigmoid_expr
+from symnet.errors import ConfigurationError
+from symnet.indexed import contract, index
+from symnet.simplify import stable
+
+o = sp.IndexedBase("o", real=True)
+y = sp.IndexedBase("y", real=True)
+k, j = index("k"), index("j")
+K = sp.Symbol("K", integer=True, positive=True)
+row_max = sp.Symbol("m", real=True)
+"""``m = max_k o[k]``, the shift of the log-sum-exp rewrite."""
+
+
+def over_classes(expr):
+    """Σ_k expr over the K outputs."""
+    return sp.Sum(expr, (k, 0, K - 1))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A per-sample loss ℓ(o, y): its declared form, the form symnet evaluates, and the rewrite's name."""
+
+    name: str
+    declared: sp.Expr
+    evaluated: sp.Expr
+    rewrite: str = ""
+    description: str = ""
+
+    @property
+    def uses_row_max(self):
+        return self.evaluated.has(row_max)
+
+    @cached_property
+    def gradient(self):
+        """∂ℓ/∂o[j], derived from the evaluated form (the row max m held constant: ℓ does not depend on it)."""
+        return contract(sp.diff(self.evaluated, o[j]))
+
+    @cached_property
+    def stable_value(self):
+        """ℓ with symnet's stability rewrites applied."""
+        return stable(self.evaluated)
+
+    @cached_property
+    def stable_gradient(self):
+        """∂ℓ/∂o[j] with symnet's stability rewrites applied."""
+        return stable(self.gradient)
+
+
+CATALOGUE = {
+    "mse": Loss("mse", over_classes((o[k] - y[k]) ** 2 / 2), over_classes((o[k] - y[k]) ** 2 / 2),
+                description="½ Σ_k (o_k − y_k)²"),
+    "binary_cross_entropy": Loss(
+        "binary_cross_entropy",
+        over_classes(-(y[k] * sp.log(sigmoid_expr(o[k])) + (1 - y[k]) * sp.log(1 - sigmoid_expr(o[k])))),
+        over_classes(sp.log(1 + sp.exp(o[k])) - y[k] * o[k]),
+        rewrite="logit form: −[y log σ(o) + (1−y) log(1−σ(o))] = log(1 + e^o) − y·o",
+        description="−Σ_k [y_k log σ(o_k) + (1 − y_k) log(1 − σ(o_k))] on logits o"),
+    "cross_entropy": Loss("cross_entropy", over_classes(-y[k] * sp.log(o[k])), over_classes(-y[k] * sp.log(o[k])),
+                          description="−Σ_k y_k log o_k on probabilities o"),
+    "softmax_cross_entropy": Loss(
+        "softmax_cross_entropy",
+        sp.log(over_classes(sp.exp(o[k]))) - over_classes(y[k] * o[k]),
+        row_max + sp.log(over_classes(sp.exp(o[k] - row_max))) - over_classes(y[k] * o[k]),
+        rewrite="log-sum-exp shift: log Σ_k e^(o_k) = m + log Σ_k e^(o_k − m), m = max_k o_k",
+        description="−Σ_k y_k log softmax(o)_k on logits o, for targets with Σ_k y_k = 1"),
+}
+
+
+def get(spec):
+    """Resolve a loss by name (or return a :class:`Loss`)."""
+    if isinstance(spec, Loss):
+        return spec
+    if spec in CATALOGUE:
+        return CATALOGUE[spec]
+    raise ConfigurationError(f"unknown loss {spec!r}; known: {', '.join(sorted(CATALOGUE))}")

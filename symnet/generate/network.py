@@ -1,0 +1,348 @@
+"""Write the generated module of a network: forward, loss, back-propagation and training step.
+
+Every piece of code text comes from :class:`~symnet.generate.printer.NumbaPrinter`
+applied to SymPy expressions the earlier stages derived:
+
+* contractions of a layer's forward map and of its derived VJPs become
+  ``np.dot`` (two 2-D factors, one summed index; transposes are views, so no
+  copies) or explicit loops (anything else);
+* elementwise work (bias, activation, f') is one fused loop per layer;
+* the loss's sums over classes become loops per sample;
+* the optimizer's update rule is one loop over the flat parameter vector.
+"""
+
+import sympy as sp
+
+from symnet.declare import layers as L
+from symnet.declare import losses
+from symnet.generate import modules
+from symnet.generate.printer import NumbaPrinter
+from symnet.indexed import terms
+
+INDENT = "    "
+Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
+
+
+class _Writer:
+    """Collects indented lines."""
+
+    def __init__(self):
+        self.lines = []
+        self.depth = 0
+
+    def __call__(self, text=""):
+        self.lines.append(INDENT * self.depth + text if text else "")
+
+    def block(self):
+        writer = self
+
+        class _Block:
+            def __enter__(self):
+                writer.depth += 1
+
+            def __exit__(self, *exc):
+                writer.depth -= 1
+
+        return _Block()
+
+
+def _arrays(expr, names):
+    """Rename the IndexedBases of ``expr`` to the generated arrays' names."""
+    return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
+
+
+def _is_matmul(term, target):
+    if len(term.factors) != 2 or len(term.summed) != 1 or len(target) != 2 or term.coefficient != 1 or term.rest != 1:
+        return False
+    (s,) = term.summed
+    return all(len(f.indices) == 2 and s in f.indices and len(set(f.indices) & set(target)) == 1
+               for f in term.factors) and set(target) <= set().union(*(f.indices for f in term.factors))
+
+
+def _matmul(term, target):
+    """``np.dot`` operands for out[u, v] = Σ_s F1 F2 (transposes are free views)."""
+    u, v = target
+    (s,) = term.summed
+    left = next(f for f in term.factors if u in f.indices)
+    right = next(f for f in term.factors if f is not left)
+    left_text = str(left.base) + ("" if left.indices == (u, s) else ".T")
+    right_text = str(right.base) + ("" if right.indices == (s, v) else ".T")
+    return left_text, right_text
+
+
+class NetworkModule:
+    """Generates the module text of one compiled network."""
+
+    def __init__(self, model, optimizer, dtype, digest):
+        self.model, self.optimizer, self.dtype, self.digest = model, optimizer, dtype, digest
+        self.printer = NumbaPrinter(dtype)
+        self.shapes = {"X": ("batch", model.layers[0].n_in), "Y": ("batch", model.layers[-1].n_out)}
+        for number, layer in enumerate(model.layers, start=1):
+            for base, shape in layer.parameters:
+                self.shapes[f"{base}{number}"] = shape
+                self.shapes[f"grad_{base}{number}"] = shape
+            for prefix in ("z", "a", "delta", "fprime"):
+                self.shapes[f"{prefix}{number}"] = ("batch", layer.n_out)
+
+    def p(self, expr):
+        return self.printer.doprint(expr)
+
+    def _size(self, index, factors):
+        for factor in factors:
+            if index in factor.indices:
+                return self.shapes[str(factor.base)][factor.indices.index(index)]
+        raise ValueError(f"index {index} has no size")
+
+    def _loops(self, w, term_list, target, target_indices, accumulate=False):
+        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors."""
+        all_factors = [f for t in term_list for f in t.factors]
+        for idx in target_indices:
+            w(f"for {idx} in range({self._size(idx, all_factors)}):")
+            w.depth += 1
+        w(f"total = {self.p(sp.Float(0))}")
+        for t in term_list:
+            opened = 0
+            for idx in t.summed:
+                w(f"for {idx} in range({self._size(idx, t.factors)}):")
+                w.depth += 1
+                opened += 1
+            w(f"total += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
+            w.depth -= opened
+        cell = f"{target}[{', '.join(map(str, target_indices))}]"
+        w(f"{cell} {'+=' if accumulate else '='} total")
+        w.depth -= len(target_indices)
+
+    def contraction(self, w, term_list, target, target_indices, allocate):
+        """Emit code for target[target_indices] = Σ terms (read from a contracted index expression)."""
+        matmuls = [t for t in term_list if _is_matmul(t, target_indices)]
+        others = [t for t in term_list if t not in matmuls]
+        shape = self.shapes[target]
+        for number, t in enumerate(matmuls):
+            left, right = _matmul(t, target_indices)
+            if number == 0 and allocate:
+                w(f"{target} = np.dot({left}, {right})")
+            elif number == 0:
+                w(f"np.dot({left}, {right}, {target})")
+            else:
+                w(f"{target} += np.dot({left}, {right})")
+        if others:
+            if not matmuls and allocate:
+                w(f"{target} = np.empty(({', '.join(map(str, shape))}), dtype=np.{self.dtype})")
+            self._loops(w, others, target, target_indices, accumulate=bool(matmuls))
+
+    # --- blocks -----------------------------------------------------------------
+
+    def views(self, w, source="theta"):
+        offset = 0
+        for number, layer in enumerate(self.model.layers, start=1):
+            for base, shape in layer.parameters:
+                size = 1
+                for extent in shape:
+                    size *= extent
+                view = f"{source}[{offset}:{offset + size}]"
+                name = f"{base}{number}" if source == "theta" else f"grad_{base}{number}"
+                w(f"{name} = {view}.reshape(({', '.join(map(str, shape))}))" if len(shape) > 1
+                  else f"{name} = {view}")
+                offset += size
+
+    def forward(self, w, store_fprime):
+        for number, layer in enumerate(self.model.layers, start=1):
+            previous = "X" if number == 1 else f"a{number - 1}"
+            names = {L.a: previous, layer.W: f"W{number}", layer.b: f"b{number}"}
+            mapped = _arrays(layer.forward_map, names)
+            f = layer.activation
+            w(f"# layer {number}: z{number}[n, i] = {layer.forward_map}   (a = {previous}); "
+              f"a{number} = f(z{number}), f(t) = {f.expr}")
+            summed = [t for t in terms(mapped) if t.summed]
+            elementwise = [t for t in terms(mapped) if not t.summed]
+            self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
+            identity = f.expr == f.variable
+            if not identity:
+                w(f"a{number} = np.empty_like(z{number})")
+            fprime = self.model.fprime_form(number - 1)
+            if store_fprime and fprime[0] == "input":
+                w(f"fprime{number} = np.empty_like(z{number})")
+            w(f"for n in range(batch):")
+            with w.block():
+                w(f"for i in range({layer.n_out}):")
+                with w.block():
+                    bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
+                    w(f"z = z{number}[n, i] + {self.p(bias)}")
+                    w(f"z{number}[n, i] = z")
+                    if not identity:
+                        w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace({f.variable: Z}))}")
+                    if store_fprime and fprime[0] == "input":
+                        w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace({f.variable: Z}))}")
+            if identity:
+                w(f"a{number} = z{number}")
+
+    def loss(self, w, with_gradient):
+        model, loss = self.model, self.model.loss
+        last = len(model.layers)
+        output = f"a{last}"
+        K = model.layers[-1].n_out
+        value, gradient = loss.stable_value, loss.stable_gradient
+
+        def rows(expr):
+            expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == losses.o,
+                                lambda e: sp.IndexedBase(output, real=True)[L.n, e.indices[0]])
+            expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == losses.y,
+                                lambda e: sp.IndexedBase("Y", real=True)[L.n, e.indices[0]])
+            return expr.xreplace({losses.K: K})
+
+        value, gradient = rows(value), rows(gradient)
+        w(f"# loss: L = (1/N) Σ_n ℓ_n,  ℓ = {loss.declared}")
+        if loss.rewrite:
+            w(f"# evaluated as ({loss.rewrite}): ℓ = {loss.evaluated}")
+        if with_gradient:
+            w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
+            w(f"delta{last} = np.empty_like(z{last})")
+        w(f"loss = {self.p(sp.Float(0))}")
+        w("for n in range(batch):")
+        with w.block():
+            if loss.uses_row_max:
+                w(f"m = {output}[n, 0]")
+                w(f"for k in range(1, {K}):")
+                with w.block():
+                    w(f"m = max(m, {output}[n, k])")
+            sums = {}
+            for expr in (value, gradient) if with_gradient else (value,):
+                for total in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key):
+                    if total not in sums:
+                        name = sp.Symbol(f"sum{len(sums)}", real=True)
+                        sums[total] = name
+                        (index, low, high) = total.limits[0]
+                        w(f"{name} = {self.p(sp.Float(0))}")
+                        w(f"for {index} in range({low}, {high + 1}):")
+                        with w.block():
+                            w(f"{name} += {self.p(total.function)}")
+            w(f"loss += {self.p(value.xreplace(sums))}")
+            if with_gradient:
+                fprime = self.model.fprime_form(last - 1)
+                w(f"for j in range({K}):")
+                with w.block():
+                    factor = self._fprime_text(fprime, last, "n, j")
+                    w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * inv_batch{factor}")
+        w(f"loss = loss * inv_batch")
+
+    def _fprime_text(self, fprime, number, cell):
+        kind, expr = fprime
+        if kind == "one":
+            return ""
+        if kind == "input":
+            return f" * fprime{number}[{cell}]"
+        return f" * ({self.p(expr.xreplace({A_SCALAR: sp.IndexedBase(f'a{number}', real=True)[tuple(sp.Symbol(c.strip()) for c in cell.split(','))]}))})"
+
+    def backward(self, w):
+        model = self.model
+        for number in range(len(model.layers), 0, -1):
+            layer = model.layers[number - 1]
+            previous = "X" if number == 1 else f"a{number - 1}"
+            names = {L.a: previous, L.delta: f"delta{number}", layer.W: f"W{number}", layer.b: f"b{number}"}
+            vjps = layer.vjps()
+            for base, _ in layer.parameters:
+                indices, expr = vjps[base]
+                w(f"# grad_{base}{number}{list(indices)} = {expr}")
+                self.contraction(w, terms(_arrays(expr, names)), f"grad_{base}{number}", indices, allocate=False)
+            if number > 1:
+                indices, expr = vjps[L.a]
+                target = f"delta{number - 1}"
+                self.shapes[target] = ("batch", layer.n_in)
+                fprime = model.fprime_form(number - 2)
+                w(f"# {target}[r, q] = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
+                self.contraction(w, terms(_arrays(expr, names)), target, indices, allocate=True)
+                if fprime[0] != "one":
+                    w("for n in range(batch):")
+                    with w.block():
+                        w(f"for j in range({layer.n_in}):")
+                        with w.block():
+                            w(f"{target}[n, j] *= {self._fprime_text(fprime, number - 1, 'n, j')[3:]}")
+
+    def weight_decay(self, w, with_gradient):
+        decay = self.model.weight_decay
+        if not decay:
+            return
+        w(f"# weight decay: L += ½λ Σ_l ‖W_l‖², grad_W += λ W, λ = {decay}")
+        lam = self.p(sp.nsimplify(decay))
+        for number, layer in enumerate(self.model.layers, start=1):
+            w(f"for k in range(theta_W{number}.shape[0]):")
+            with w.block():
+                w(f"weight = theta_W{number}[k]")
+                w(f"loss += {self.p(sp.Rational(1, 2) * sp.nsimplify(decay))} * weight * weight")
+                if with_gradient:
+                    w(f"grad_theta_W{number}[k] += {lam} * weight")
+
+    def _flat_weight_views(self, w, with_gradient):
+        offset = 0
+        for number, layer in enumerate(self.model.layers, start=1):
+            for base, shape in layer.parameters:
+                size = 1
+                for extent in shape:
+                    size *= extent
+                if base == layer.W and self.model.weight_decay:
+                    w(f"theta_W{number} = theta[{offset}:{offset + size}]")
+                    if with_gradient:
+                        w(f"grad_theta_W{number} = gradient[{offset}:{offset + size}]")
+                offset += size
+
+    # --- functions -------------------------------------------------------------
+
+    def function(self, w, name, arguments, docstring, with_loss, with_gradient):
+        w("")
+        w("")
+        w("@numba.njit(cache=True)")
+        w(f"def {name}({', '.join(arguments)}):")
+        with w.block():
+            w(f'"""{docstring}"""')
+            w("batch = X.shape[0]")
+            if with_loss:
+                w(f"inv_batch = {self.p(sp.Integer(1))} / batch")
+            self.views(w)
+            if with_gradient:
+                self.views(w, source="gradient")
+            self.forward(w, store_fprime=with_gradient)
+            if not with_loss:
+                w(f"return a{len(self.model.layers)}")
+                return
+            self.loss(w, with_gradient)
+            self._flat_weight_views(w, with_gradient)
+            if with_gradient:
+                self.backward(w)
+            self.weight_decay(w, with_gradient)
+            w("return loss")
+
+    def optimizer_step(self, w):
+        rule = self.optimizer.rule()
+        state = [s.name for s in self.optimizer.state]
+        hyper = [h.name for h in self.optimizer.hyperparameters]
+        w("")
+        w("")
+        w("@numba.njit(cache=True)")
+        w(f"def train_step({', '.join(['theta', 'X', 'Y', 'gradient'] + state + hyper)}):")
+        with w.block():
+            w(f'"""One {type(self.optimizer).__name__} step in place; returns the loss before the update."""')
+            w("loss = loss_and_gradient(theta, X, Y, gradient)")
+            w(f"# {type(self.optimizer).__name__}: " + "; ".join(f"{t} ← {e}" for t, e in rule))
+            w("for k in range(theta.shape[0]):")
+            with w.block():
+                printer = NumbaPrinter(self.dtype, {s: f"{s.name}[k]" for s in self.optimizer.state_and_theta})
+                printer.names[self.optimizer.g] = "gradient[k]"
+                for target, expr in rule:
+                    w(f"{printer.doprint(target)} = {printer.doprint(expr)}")
+            w("return loss")
+
+    def text(self):
+        model = self.model
+        description = "\n" + model.summary() + "\n"
+        w = _Writer()
+        w(modules.header(f"Compiled network {model.describe()}", self.digest, description).rstrip("\n"))
+        self.function(w, "predict", ["theta", "X"], "Network output a_L for inputs X (batch, in).",
+                      with_loss=False, with_gradient=False)
+        self.function(w, "loss_value", ["theta", "X", "Y"], "Mean loss over the batch.",
+                      with_loss=True, with_gradient=False)
+        self.function(w, "loss_and_gradient", ["theta", "X", "Y", "gradient"],
+                      "Mean loss; fills gradient (flat, same layout as theta) by back-propagation.",
+                      with_loss=True, with_gradient=True)
+        if self.optimizer is not None:
+            self.optimizer_step(w)
+        return "\n".join(w.lines) + "\n"

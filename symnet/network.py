@@ -1,0 +1,289 @@
+"""Networks: a sequence of layers and a loss, compiled into one generated Numba module.
+
+>>> import symnet as sn
+>>> model = sn.Sequential([sn.Dense(2, 16, activation="tanh"), sn.Dense(16, 1)], loss="mse")
+>>> net = model.compile(optimizer=sn.optim.SGD(lr=0.1))
+>>> params = net.init(seed=0)                      # {"W1", "b1", "W2", "b2"}: views of one flat array
+>>> loss, grads = net.loss_and_grad(params, X, Y)
+>>> loss = net.step(params, X, Y)                  # in place
+"""
+
+from functools import cached_property
+
+import numpy as np
+import sympy as sp
+
+from symnet.declare import layers as L
+from symnet.declare import losses
+from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
+from symnet.generate import modules
+from symnet.generate.network import A_SCALAR, NetworkModule
+from symnet.generate.printer import check_dtype
+from symnet.simplify import derivative_from_output, stable
+
+RELU_FAMILY = ("relu", "leaky_relu", "elu")
+INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
+
+
+class Parameters(dict):
+    """``{"W1": array, "b1": array, ...}``: views into one flat array :attr:`flat`."""
+
+    def __init__(self, flat, layout):
+        self.flat = flat
+        super().__init__((name, flat[start:stop].reshape(shape)) for name, start, stop, shape in layout)
+
+    def copy(self):
+        """An independent copy (new flat array)."""
+        return Parameters(self.flat.copy(), [(name, *span) for name, span in self._layout()])
+
+    def _layout(self):
+        result, offset = [], 0
+        for name, value in self.items():
+            result.append((name, (offset, offset + value.size, value.shape)))
+            offset += value.size
+        return result
+
+
+class Sequential:
+    """Layers applied in order, then a loss averaged over the batch (plus ½λ Σ‖W‖_F² with ``weight_decay=λ``)."""
+
+    def __init__(self, layers, loss="mse", weight_decay=0.0):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ConfigurationError("Sequential needs at least one layer")
+        for number, (before, after) in enumerate(zip(self.layers, self.layers[1:]), start=2):
+            if before.n_out != after.n_in:
+                raise ConfigurationError(
+                    f"layer {number} ({after!r}) takes {after.n_in} inputs but layer {number - 1} ({before!r}) "
+                    f"gives {before.n_out}; make them equal")
+        self.loss = losses.get(loss)
+        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+            raise ConfigurationError(f"weight_decay must be a number ≥ 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+
+    def describe(self):
+        sizes = "-".join(str(s) for s in [self.layers[0].n_in] + [layer.n_out for layer in self.layers])
+        return f"{sizes} ({', '.join(layer.activation.name for layer in self.layers)}; {self.loss.name})"
+
+    def definition(self):
+        """Everything the generated code depends on, as text (for the content hash)."""
+        return "|".join([*(layer.definition() for layer in self.layers), self.loss.name,
+                         sp.srepr(self.loss.evaluated), repr(self.weight_decay)])
+
+    def summary(self):
+        lines = [f"Network {self.describe()}"]
+        for number, layer in enumerate(self.layers, start=1):
+            lines.append(f"  layer {number}: {layer!r}; f(t) = {layer.activation.expr}; "
+                         f"f'(t) = {layer.activation.derivative}")
+        lines.append(f"  loss: {self.loss.name}, ℓ = {self.loss.declared}; ∂ℓ/∂o_j = {self.loss.gradient}")
+        if self.weight_decay:
+            lines.append(f"  weight decay λ = {self.weight_decay}")
+        return "\n".join(lines)
+
+    def activation_value(self, position):
+        """The stable form of layer ``position``'s activation (in its input symbol)."""
+        return stable(self.layers[position].activation.expr)
+
+    @cached_property
+    def _fprime_forms(self):
+        forms = []
+        for layer in self.layers:
+            f = layer.activation
+            if f.expr == f.variable:
+                forms.append(("one", sp.Integer(1)))
+                continue
+            from_output = derivative_from_output(f.expr, f.derivative, f.variable, A_SCALAR)
+            from_input = stable(f.derivative)
+            if from_output is not None and sp.count_ops(from_output) <= sp.count_ops(from_input):
+                forms.append(("output", from_output))
+            else:
+                forms.append(("input", from_input))
+        return forms
+
+    def fprime_form(self, position):
+        """How layer ``position``'s f' is computed: ("one", 1), ("output", g(a)) or ("input", f'(z))."""
+        return self._fprime_forms[position]
+
+    def latex(self):
+        """The back-propagation equations with each layer's derived f' and the loss gradient."""
+        count = len(self.layers)
+        lines = [r"z^{(l)} = W^{(l)} a^{(l-1)} + b^{(l)}, \quad a^{(l)} = f_l\left(z^{(l)}\right), \quad a^{(0)} = x",
+                 rf"\delta^{{({count})}} = \nabla_{{a^{{({count})}}}} \ell \odot f_{count}'\left(z^{{({count})}}\right)",
+                 r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T} \delta^{(l+1)} \odot f_l'\left(z^{(l)}\right)",
+                 r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n \left(a^{(l-1)}_n\right)^{T}"
+                 + (rf" + \lambda W^{{(l)}}" if self.weight_decay else ""),
+                 r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n"]
+        t = sp.Symbol("t", real=True)
+        for number, layer in enumerate(self.layers, start=1):
+            f = layer.activation
+            lines.append(rf"f_{number}(t) = {sp.latex(f.expr.xreplace({f.variable: t}))}, \quad "
+                         rf"f_{number}'(t) = {sp.latex(f.derivative.xreplace({f.variable: t}))}")
+            kind, form = self.fprime_form(number - 1)
+            if kind == "output":
+                lines.append(rf"f_{number}' = {sp.latex(form)} \text{{ with }} a = f_{number}(t)")
+        lines.append(rf"\ell = {sp.latex(self.loss.declared)}, \quad "
+                     rf"\frac{{\partial \ell}}{{\partial o_j}} = {sp.latex(self.loss.gradient)}")
+        return "\n".join(lines)
+
+    def compile(self, optimizer=None, dtype="float64", directory=None):
+        """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`."""
+        for layer in self.layers:
+            layer.activation.check_trainable() if optimizer is not None else None
+        return CompiledNetwork(self, optimizer, check_dtype(dtype), directory)
+
+
+class CompiledNetwork:
+    """A model backed by one generated module: ``init``, ``loss``, ``loss_and_grad``, ``predict``, ``step``."""
+
+    def __init__(self, model, optimizer, dtype, directory):
+        if dtype != "float64":
+            raise ConfigurationError("networks compile in float64 for now; float32 is planned")
+        self.model, self.optimizer, self.dtype = model, optimizer, dtype
+        self.layout = []
+        offset = 0
+        for number, layer in enumerate(model.layers, start=1):
+            for base, shape in layer.parameters:
+                size = int(np.prod(shape))
+                self.layout.append((f"{base}{number}", offset, offset + size, shape))
+                offset += size
+        self.size = offset
+        self.digest = modules.content_hash("network", model.definition(),
+                                           optimizer.definition() if optimizer else "", dtype)
+        self.path, self.written = modules.ensure_module(
+            modules.module_path("network", self.digest, directory),
+            lambda: NetworkModule(model, optimizer, dtype, self.digest).text())
+        self.module = modules.load_module(self.path)
+        self._gradient = np.zeros(self.size, dtype=dtype)
+        self.optimizer_state = optimizer.init_state(self.size, dtype) if optimizer else {}
+
+    # --- parameters ---------------------------------------------------------
+
+    def init(self, seed=0, scheme=None):
+        """Fresh parameters: weights by ``scheme`` (default per activation: He for the ReLU family,
+        Xavier/Glorot uniform otherwise), biases 0.  Seeded and reproducible.
+
+        Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in.
+        """
+        rng = np.random.default_rng(seed)
+        flat = np.zeros(self.size, dtype=self.dtype)
+        params = Parameters(flat, self.layout)
+        for number, layer in enumerate(self.model.layers, start=1):
+            chosen = scheme or layer.init or _default_scheme(layer.activation.name)
+            params[f"W{number}"][...] = _initial_weights(rng, chosen, layer.n_in, layer.n_out)
+        return params
+
+    def pack(self, params):
+        """Parameters as :class:`Parameters` (a mapping of arrays is checked and copied in)."""
+        if isinstance(params, Parameters) and params.flat.size == self.size and params.flat.dtype == self.dtype:
+            return params
+        missing = [name for name, *_ in self.layout if name not in params]
+        if missing:
+            raise ShapeError(f"parameters lack {', '.join(missing)}; expected {', '.join(n for n, *_ in self.layout)}")
+        flat = np.zeros(self.size, dtype=self.dtype)
+        packed = Parameters(flat, self.layout)
+        for name, _, _, shape in self.layout:
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise ShapeError(f"parameter {name} has shape {value.shape}; expected {shape}")
+            packed[name][...] = value
+        return packed
+
+    # --- evaluation ---------------------------------------------------------
+
+    def _inputs(self, X, Y=None):
+        first, last = self.model.layers[0], self.model.layers[-1]
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != first.n_in:
+            raise ShapeError(f"layer 1 {first!r} got input with shape {X.shape}; X must have shape (batch, {first.n_in})")
+        if X.shape[0] == 0:
+            raise ShapeError("X has no rows; the batch must hold at least one sample")
+        if not np.isfinite(X).all():
+            row = int(np.argwhere(~np.isfinite(X))[0, 0])
+            raise NonFiniteError(f"X contains NaN or infinity (first in row {row})")
+        if Y is None:
+            return X
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if Y.ndim == 1 and last.n_out == 1:
+            Y = Y.reshape(-1, 1)
+        if Y.shape != (X.shape[0], last.n_out):
+            raise ShapeError(f"Y has shape {Y.shape}; expected ({X.shape[0]}, {last.n_out}) to match X and "
+                             f"the last layer {last!r}")
+        if not np.isfinite(Y).all():
+            row = int(np.argwhere(~np.isfinite(Y))[0, 0])
+            raise NonFiniteError(f"Y contains NaN or infinity (first in row {row})")
+        return X, Y
+
+    def predict(self, params, X):
+        """The network's output a_L for inputs X (batch, in)."""
+        return np.array(self.module.predict(self.pack(params).flat, self._inputs(X)))
+
+    def loss(self, params, X, Y):
+        """Mean loss over the batch (with the weight-decay term)."""
+        X, Y = self._inputs(X, Y)
+        return float(self.module.loss_value(self.pack(params).flat, X, Y))
+
+    def loss_and_grad(self, params, X, Y):
+        """``(loss, grads)``; grads has the same keys and shapes as params."""
+        X, Y = self._inputs(X, Y)
+        gradient = np.zeros(self.size, dtype=self.dtype)
+        loss = float(self.module.loss_and_gradient(self.pack(params).flat, X, Y, gradient))
+        return loss, Parameters(gradient, self.layout)
+
+    def step(self, params, X, Y):
+        """One training step in place (forward, back-propagation, optimizer update); returns the loss before it."""
+        if self.optimizer is None:
+            raise ConfigurationError("this network was compiled without an optimizer; "
+                                     "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
+        X, Y = self._inputs(X, Y)
+        packed = self.pack(params)
+        state = [self.optimizer_state[s.name] for s in self.optimizer.state]
+        loss = float(self.module.train_step(packed.flat, X, Y, self._gradient, *state, *self.optimizer.values()))
+        if packed is not params:
+            for name in params:
+                params[name][...] = packed[name]
+        return loss
+
+
+def _default_scheme(activation_name):
+    return "he_normal" if activation_name.split("(")[0] in RELU_FAMILY else "xavier_uniform"
+
+
+def _initial_weights(rng, scheme, n_in, n_out):
+    if scheme == "xavier_normal":
+        return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=(n_out, n_in))
+    if scheme == "xavier_uniform":
+        limit = np.sqrt(6.0 / (n_in + n_out))
+        return rng.uniform(-limit, limit, size=(n_out, n_in))
+    if scheme == "he_normal":
+        return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in))
+    raise ConfigurationError(f"unknown initialisation {scheme!r}; known: {', '.join(INITIALISERS)}")
+
+
+def unrolled_loss(model, X, Y):
+    """The whole mean loss on (X, Y) as one scalar SymPy expression in the parameter symbols.
+
+    For small networks only: it exists to print complete formulas, to show the
+    swell of the full gradient and to cross-check the layer-level gradients.
+    Returns ``(expression, symbols)`` with symbols ordered like the flat
+    parameter vector (``W1_0_0, W1_0_1, ..., b1_0, ...``).
+    """
+    symbols, weights = [], []
+    for number, layer in enumerate(model.layers, start=1):
+        W = sp.Matrix(layer.n_out, layer.n_in, lambda r, c: sp.Symbol(f"W{number}_{r}_{c}", real=True))
+        b = sp.Matrix(layer.n_out, 1, lambda r, _: sp.Symbol(f"b{number}_{r}", real=True))
+        symbols += list(W) + list(b)
+        weights.append((W, b))
+    total = sp.Integer(0)
+    K = model.layers[-1].n_out
+    for x, target in zip(np.asarray(X), np.asarray(Y).reshape(len(X), -1)):
+        activation = sp.Matrix([sp.nsimplify(v) for v in x])
+        for layer, (W, b) in zip(model.layers, weights):
+            activation = (W * activation + b).applyfunc(layer.activation)
+        per_sample = model.loss.declared.xreplace({losses.K: K}).doit()
+        per_sample = per_sample.xreplace({losses.o[k]: activation[k] for k in range(K)})
+        per_sample = per_sample.xreplace({losses.y[k]: sp.nsimplify(target[k]) for k in range(K)})
+        total += per_sample
+    total = total / len(X)
+    if model.weight_decay:
+        total += sp.nsimplify(model.weight_decay) / 2 * sum(w**2 for W, _ in weights for w in W)
+    return total, symbols

@@ -1,0 +1,1 @@
+"""Train: optimizers, the training loop, data and checkpoints."""
