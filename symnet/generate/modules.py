@@ -2,11 +2,13 @@
 
 Every generated module is a real ``.py`` file (so ``inspect``, ``pdb`` and
 Numba's on-disk cache work on it) named ``<kind>_<hash>.py``, where the hash
-is a SHA-256 of everything the text depends on.  Files are written
+is a SHA-256 of everything the text depends on: the definition, the dtype,
+the symnet version and symnet's own source files.  Files are written
 atomically: a temporary file in the same folder, then ``os.replace``, so a
 second process compiling the same model never sees half a module.
 """
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -42,10 +44,21 @@ def generated_dir(directory=None):
     return path
 
 
-def content_hash(*parts):
-    """Hex SHA-256 (first 16 digits) of the parts, joined with the symnet version."""
+@functools.lru_cache(maxsize=1)
+def source_digest():
+    """SHA-256 of symnet's own source files: a change to the generator changes every module name."""
     digest = hashlib.sha256()
-    for part in (__version__, *parts):
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode("utf-8"))
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def content_hash(*parts):
+    """Hex SHA-256 (first 16 digits) of the parts, with the symnet version and :func:`source_digest`."""
+    digest = hashlib.sha256()
+    for part in (__version__, source_digest(), *parts):
         digest.update(str(part).encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:16]

@@ -132,18 +132,22 @@ class NetworkModule:
 
     # --- blocks -----------------------------------------------------------------
 
-    def views(self, w, source="theta"):
+    def spans(self):
+        """``(number, layer, base, shape, start, stop)`` of every parameter in the flat vector."""
         offset = 0
         for number, layer in enumerate(self.model.layers, start=1):
             for base, shape in layer.parameters:
                 size = 1
                 for extent in shape:
                     size *= extent
-                view = f"{source}[{offset}:{offset + size}]"
-                name = f"{base}{number}" if source == "theta" else f"grad_{base}{number}"
-                w(f"{name} = {view}.reshape(({', '.join(map(str, shape))}))" if len(shape) > 1
-                  else f"{name} = {view}")
+                yield number, layer, base, shape, offset, offset + size
                 offset += size
+
+    def views(self, w, source="theta"):
+        for number, _, base, shape, start, stop in self.spans():
+            name = f"{base}{number}" if source == "theta" else f"grad_{base}{number}"
+            view = f"{source}[{start}:{stop}]"
+            w(f"{name} = {view}.reshape(({', '.join(map(str, shape))}))" if len(shape) > 1 else f"{name} = {view}")
 
     def forward(self, w, store_fprime):
         for number, layer in enumerate(self.model.layers, start=1):
@@ -273,17 +277,13 @@ class NetworkModule:
                     w(f"grad_theta_W{number}[k] += {lam} * weight")
 
     def _flat_weight_views(self, w, with_gradient):
-        offset = 0
-        for number, layer in enumerate(self.model.layers, start=1):
-            for base, shape in layer.parameters:
-                size = 1
-                for extent in shape:
-                    size *= extent
-                if base == layer.W and self.model.weight_decay:
-                    w(f"theta_W{number} = theta[{offset}:{offset + size}]")
-                    if with_gradient:
-                        w(f"grad_theta_W{number} = gradient[{offset}:{offset + size}]")
-                offset += size
+        if not self.model.weight_decay:
+            return
+        for number, layer, base, _, start, stop in self.spans():
+            if base == layer.W:
+                w(f"theta_W{number} = theta[{start}:{stop}]")
+                if with_gradient:
+                    w(f"grad_theta_W{number} = gradient[{start}:{stop}]")
 
     # --- functions -------------------------------------------------------------
 
