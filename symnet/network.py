@@ -127,8 +127,9 @@ class Sequential:
 
     def compile(self, optimizer=None, dtype="float64", directory=None):
         """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`."""
-        for layer in self.layers:
-            layer.activation.check_trainable() if optimizer is not None else None
+        if optimizer is not None:
+            for layer in self.layers:
+                layer.activation.check_trainable()
         return CompiledNetwork(self, optimizer, check_dtype(dtype), directory)
 
 
