@@ -13,7 +13,6 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from symnet.declare import layers as L
 from symnet.declare import losses
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
 from symnet.generate import modules
@@ -31,17 +30,6 @@ class Parameters(dict):
     def __init__(self, flat, layout):
         self.flat = flat
         super().__init__((name, flat[start:stop].reshape(shape)) for name, start, stop, shape in layout)
-
-    def copy(self):
-        """An independent copy (new flat array)."""
-        return Parameters(self.flat.copy(), [(name, *span) for name, span in self._layout()])
-
-    def _layout(self):
-        result, offset = [], 0
-        for name, value in self.items():
-            result.append((name, (offset, offset + value.size, value.shape)))
-            offset += value.size
-        return result
 
 
 class Sequential:

@@ -4,6 +4,10 @@ Nothing here calls symnet's differentiator; derivatives come from
 ``mpmath.diff`` of the forward expression only.
 """
 
+import os
+import subprocess
+import sys
+
 import mpmath
 import sympy as sp
 
@@ -42,3 +46,13 @@ def relative_error(value, reference):
     reference = mpmath.mpf(reference)
     error = abs(mpmath.mpf(value) - reference)
     return float(error / abs(reference)) if reference != 0 else float(error)
+
+
+def generated_texts(source, tmp_path, seeds=("1", "7")):
+    """Run ``source`` (which prints a generated module's path) once per hash seed; return each module's text."""
+    texts = []
+    for seed in seeds:
+        env = dict(os.environ, PYTHONHASHSEED=seed, SYMNET_GENERATED_DIR=str(tmp_path / f"seed{seed}"))
+        result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, check=True)
+        texts.append(open(result.stdout.strip(), encoding="utf-8").read())
+    return texts

@@ -1,8 +1,5 @@
 """The expression toolkit against mpmath at 50 digits: naive, reverse-mode and generated gradients."""
 
-import os
-import subprocess
-import sys
 
 import mpmath
 import numpy as np
@@ -12,7 +9,7 @@ import sympy as sp
 from symnet.declare.parse import symbol
 from symnet.errors import ExpressionError
 from symnet.expression import derive
-from tests.references import DIGITS, mp_function, mp_gradient, mp_value, relative_error
+from tests.references import generated_texts, DIGITS, mp_function, mp_gradient, mp_value, relative_error
 
 # (expression, variables, point): the seeds' activations and losses, and
 # expressions that exercise every node type the printer knows.  Points avoid
@@ -130,11 +127,7 @@ def test_reverse_mode_splits_wide_products_with_prefix_and_suffix():
 
 def test_the_same_definition_always_prints_the_same_text(tmp_path):
     source = "import symnet.expression as e; print(e.derive('x*tanh(log(1+exp(x)))+y*x**3', 'x,y').compile().path)"
-    texts = []
-    for seed, folder in (("1", "a"), ("2", "b")):
-        env = dict(os.environ, PYTHONHASHSEED=seed, SYMNET_GENERATED_DIR=str(tmp_path / folder))
-        result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, check=True)
-        texts.append(open(result.stdout.strip(), encoding="utf-8").read())
+    texts = generated_texts(source, tmp_path)
     assert texts[0] == texts[1]
 
 

@@ -1,9 +1,6 @@
 """Compiled networks against independent references: the unrolled SymPy gradient,
 central differences, and a NumPy implementation of the textbook back-propagation."""
 
-import os
-import subprocess
-import sys
 import warnings
 
 import mpmath
@@ -12,6 +9,7 @@ import pytest
 import sympy as sp
 
 import symnet as sn
+from tests.references import generated_texts
 from symnet.declare import activations
 
 rng = np.random.default_rng(12345)
@@ -230,11 +228,7 @@ def test_user_defined_activation_trains_end_to_end():
 def test_network_module_is_deterministic_across_processes(tmp_path):
     source = ("import symnet as sn; m = sn.Sequential([sn.Dense(3, 4, activation='gelu'), sn.Dense(4, 2)], "
               "loss='softmax_cross_entropy', weight_decay=0.1); print(m.compile(optimizer=sn.optim.SGD(0.1)).path)")
-    texts = []
-    for seed, folder in (("1", "a"), ("7", "b")):
-        env = dict(os.environ, PYTHONHASHSEED=seed, SYMNET_GENERATED_DIR=str(tmp_path / folder))
-        out = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, check=True)
-        texts.append(open(out.stdout.strip(), encoding="utf-8").read())
+    texts = generated_texts(source, tmp_path)
     assert texts[0] == texts[1]
     assert "# grad_W2[p, q] = Sum(a[n, q]*delta[n, p], (n, 0, N - 1))" in texts[0]
 

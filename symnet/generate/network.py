@@ -166,7 +166,7 @@ class NetworkModule:
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
                 w(f"fprime{number} = np.empty_like(z{number})")
-            w(f"for n in range(batch):")
+            w("for n in range(batch):")
             with w.block():
                 w(f"for i in range({layer.n_out}):")
                 with w.block():
@@ -225,17 +225,20 @@ class NetworkModule:
                 fprime = self.model.fprime_form(last - 1)
                 w(f"for j in range({K}):")
                 with w.block():
-                    factor = self._fprime_text(fprime, last, "n, j")
-                    w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * inv_batch{factor}")
-        w(f"loss = loss * inv_batch")
+                    factor = self._fprime_factor(fprime, last, "n", "j")
+                    scale = "inv_batch" + (f" * {factor}" if factor else "")
+                    w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * {scale}")
+        w("loss = loss * inv_batch")
 
-    def _fprime_text(self, fprime, number, cell):
+    def _fprime_factor(self, fprime, number, row, column):
+        """Printed f'(z) of layer ``number`` at cell [row, column], or None when f' = 1."""
         kind, expr = fprime
         if kind == "one":
-            return ""
+            return None
         if kind == "input":
-            return f" * fprime{number}[{cell}]"
-        return f" * ({self.p(expr.xreplace({A_SCALAR: sp.IndexedBase(f'a{number}', real=True)[tuple(sp.Symbol(c.strip()) for c in cell.split(','))]}))})"
+            return f"fprime{number}[{row}, {column}]"
+        output = sp.IndexedBase(f"a{number}", real=True)[sp.Symbol(row), sp.Symbol(column)]
+        return f"({self.p(expr.xreplace({A_SCALAR: output}))})"
 
     def backward(self, w):
         model = self.model
@@ -260,7 +263,7 @@ class NetworkModule:
                     with w.block():
                         w(f"for j in range({layer.n_in}):")
                         with w.block():
-                            w(f"{target}[n, j] *= {self._fprime_text(fprime, number - 1, 'n, j')[3:]}")
+                            w(f"{target}[n, j] *= {self._fprime_factor(fprime, number - 1, 'n', 'j')}")
 
     def weight_decay(self, w, with_gradient):
         decay = self.model.weight_decay

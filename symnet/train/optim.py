@@ -68,6 +68,4 @@ class SGD(Optimizer):
 
 
 class GD(SGD):
-    """Gradient descent on the full batch: θ ← θ − η g (``fit`` uses the whole set per step)."""
-
-    full_batch = True
+    """Gradient descent on the full batch: θ ← θ − η g (the caller passes the whole set as one batch)."""
