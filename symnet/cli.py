@@ -51,7 +51,39 @@ def build_parser():
     swell.add_argument("--logistic-map", type=int, metavar="N", help="the table of Baydin et al. for l_1..l_N")
     swell.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     swell.set_defaults(run=_swell)
+
+    train = _command(subparsers, "train", "Train a built-in model (xor, spirals, moons, circles, regression, digits) "
+                     "or a model file; print the final metrics.", "symnet train digits --epochs 30 --json")
+    train.add_argument("model", help="built-in model name, or a .py file defining `model` (and optionally `data`)")
+    train.add_argument("--optimizer", help="GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov or Adam "
+                                           "(default: the model's, Adam for the built-ins)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    train.add_argument("--epochs", type=int, help="total number of epochs, also when resuming (default: the model's)")
+    train.add_argument("--batch-size", type=int, help="samples per step (default: the model's)")
+    train.add_argument("--seed", type=int, help="seed of initialisation, split and shuffling (default 0)")
+    train.add_argument("--checkpoint", metavar="PATH", help="save a .npz checkpoint after every epoch")
+    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    train.set_defaults(run=_train)
+
+    latex = _command(subparsers, "latex", "Print a model's back-propagation equations, with the derived derivatives "
+                     "of its activations and loss, as LaTeX.", "symnet latex digits")
+    latex.add_argument("model", help="built-in model name, or a .py file defining `model`")
+    latex.add_argument("--summary", action="store_true", help="also print the plain-text summary of the model")
+    latex.set_defaults(run=_latex)
     return parser
+
+
+def _latex(args):
+    from symnet import models
+
+    model = models.recipe(args.model).model
+    if args.summary:
+        print(model.summary())
+        print()
+    print(model.latex())
+    return 0
 
 
 def _derive(args):
@@ -115,6 +147,57 @@ def _swell(args):
     columns = [c for c in rows[0] if c != "simplified"]
     shown = [dict(r, simplified=_shorten(r["simplified"])) for r in rows]
     print(format_table(shown, columns + ["simplified"]))
+    return 0
+
+
+def _train(args):
+    import time
+
+    from symnet import models
+    from symnet.train.checkpoint import load
+    from symnet.train.loop import accuracy, fit, is_classification
+
+    began = time.perf_counter()
+    recipe = models.recipe(args.model)
+    seed = args.seed
+    if args.resume and seed is None:
+        seed = load(args.resume, recipe.model).metadata.get("seed", 0)
+    seed = 0 if seed is None else seed
+    X_train, Y_train, X_test, Y_test, note = recipe.prepared_data(seed=seed)
+    net = recipe.model.compile(optimizer=recipe.make_optimizer(args.optimizer, args.lr))
+    compiled = time.perf_counter()
+    params = net.init(seed=seed)
+    epochs = recipe.epochs if args.epochs is None else args.epochs
+    history = fit(net, params, X_train, Y_train, epochs=epochs, batch_size=args.batch_size or recipe.batch_size,
+                  seed=seed, validation=(X_test, Y_test), verbose=False if (args.quiet or args.json) else None,
+                  checkpoint=args.checkpoint, resume=args.resume)
+    trained = time.perf_counter()
+    result = {
+        "model": recipe.name, "network": recipe.model.describe(), "optimizer": repr(net.optimizer),
+        "epochs": len(history), "final_loss": net.loss(params, X_train, Y_train),
+        "test_loss": net.loss(params, X_test, Y_test),
+        "seconds": trained - compiled, "compile_seconds": compiled - began, "generated_module": str(net.path),
+        "stopped": history.stopped,
+    }
+    if is_classification(net, Y_train):
+        result["train_accuracy"] = accuracy(net, params, X_train, Y_train)
+        result["test_accuracy"] = accuracy(net, params, X_test, Y_test)
+    if note:
+        result["note"] = note
+    if args.checkpoint:
+        result["checkpoint"] = args.checkpoint
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{recipe.name}: {result['network']}, {result['optimizer']}, {result['epochs']} epochs "
+          f"in {result['seconds']:.2f} s (+{result['compile_seconds']:.2f} s to derive, generate and load)")
+    print(f"  loss: train {result['final_loss']:.5g}, test {result['test_loss']:.5g}")
+    if "test_accuracy" in result:
+        print(f"  accuracy: train {result['train_accuracy']:.4f}, test {result['test_accuracy']:.4f}")
+    for key in ("note", "stopped", "checkpoint"):
+        if result.get(key):
+            print(f"  {key}: {result[key]}")
+    print(f"  generated module: {result['generated_module']}")
     return 0
 
 

@@ -24,10 +24,16 @@ def distribute(expr):
 
 
 def contract(expr):
-    """Eliminate Kronecker deltas against summation indices and drop range conditions."""
+    """Eliminate Kronecker deltas against summation indices and drop range conditions.
+
+    A ``Piecewise`` whose conditions are all index ranges becomes its first
+    branch: every index symnet substitutes is in range, and a layer whose map
+    reads ``a[n, i]`` (input column = output unit) has as many inputs as
+    outputs (the layer checks that).
+    """
     expr = expr.doit()
-    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[1].expr == 0
-                        and e.args[1].cond == sp.true and _is_range_condition(e.args[0].cond),
+    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise) and e.args[-1].cond == sp.true
+                        and all(_is_range_condition(branch.cond) for branch in e.args[:-1]),
                         lambda e: e.args[0].expr)
     return distribute(expr.replace(lambda e: isinstance(e, sp.Sum), _contract_sum))
 
@@ -74,9 +80,13 @@ def terms(expr):
     found = []
     for part in sp.Add.make_args(distribute(expr)):
         summed = ()
-        while isinstance(part, sp.Sum):
-            summed = tuple(v for v, _, _ in part.limits) + summed
-            part = part.function
+        while True:          # Σ_i f·(Σ_j g) is read as Σ_i Σ_j f·g (the indices are distinct symbols)
+            inner = part if isinstance(part, sp.Sum) else next(
+                (f for f in sp.Mul.make_args(part) if isinstance(f, sp.Sum)), None)
+            if inner is None:
+                break
+            summed = summed + tuple(v for v, _, _ in inner.limits)
+            part = part.function if inner is part else part.xreplace({inner: inner.function})
         coefficient, factors = part.as_coeff_mul()
         indexed = tuple(f for f in factors if isinstance(f, sp.Indexed))
         rest = sp.Mul(*[f for f in factors if not isinstance(f, sp.Indexed)])

@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from symnet.declare import losses
+from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
@@ -63,6 +64,10 @@ class Sequential:
         for number, layer in enumerate(self.layers, start=1):
             lines.append(f"  layer {number}: {layer!r}; f(t) = {layer.activation.expr}; "
                          f"f'(t) = {layer.activation.derivative}")
+            for symbol, derivative in layer.activation.parameter_derivatives.items():
+                spec = dict(layer.activation.parameters)[symbol]
+                lines.append(f"    trainable {symbol}{number} ({'shared' if spec.shared else 'per neuron'}, "
+                             f"starts at {spec.initial}); ∂f/∂{symbol} = {derivative}")
         lines.append(f"  loss: {self.loss.name}, ℓ = {self.loss.declared}; ∂ℓ/∂o_j = {self.loss.gradient}")
         if self.weight_decay:
             lines.append(f"  weight decay λ = {self.weight_decay}")
@@ -80,7 +85,7 @@ class Sequential:
             if f.expr == f.variable:
                 forms.append(("one", sp.Integer(1)))
                 continue
-            from_output = derivative_from_output(f.expr, f.derivative, f.variable, A_SCALAR)
+            from_output = None if f.parameters else derivative_from_output(f.expr, f.derivative, f.variable, A_SCALAR)
             from_input = stable(f.derivative)
             if from_output is not None and sp.count_ops(from_output) <= sp.count_ops(from_input):
                 forms.append(("output", from_output))
@@ -99,13 +104,19 @@ class Sequential:
                  rf"\delta^{{({count})}} = \nabla_{{a^{{({count})}}}} \ell \odot f_{count}'\left(z^{{({count})}}\right)",
                  r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T} \delta^{(l+1)} \odot f_l'\left(z^{(l)}\right)",
                  r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n \left(a^{(l-1)}_n\right)^{T}"
-                 + (rf" + \lambda W^{{(l)}}" if self.weight_decay else ""),
+                 + (r" + \lambda W^{(l)}" if self.weight_decay else ""),
                  r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n"]
         t = sp.Symbol("t", real=True)
         for number, layer in enumerate(self.layers, start=1):
             f = layer.activation
             lines.append(rf"f_{number}(t) = {sp.latex(f.expr.xreplace({f.variable: t}))}, \quad "
                          rf"f_{number}'(t) = {sp.latex(f.derivative.xreplace({f.variable: t}))}")
+            for symbol, derivative in f.parameter_derivatives.items():
+                lines.append(rf"\frac{{\partial f_{number}}}{{\partial {sp.latex(symbol)}}} = "
+                             rf"{sp.latex(derivative.xreplace({f.variable: t}))}, \quad "
+                             rf"\frac{{\partial L}}{{\partial {sp.latex(symbol)}^{{({number})}}}} = \sum_n "
+                             rf"\frac{{\partial L}}{{\partial a^{{({number})}}_n}} \odot "
+                             rf"\frac{{\partial f_{number}}}{{\partial {sp.latex(symbol)}}}\left(z^{{({number})}}_n\right)")
             kind, form = self.fprime_form(number - 1)
             if kind == "output":
                 lines.append(rf"f_{number}' = {sp.latex(form)} \text{{ with }} a = f_{number}(t)")
@@ -125,8 +136,6 @@ class CompiledNetwork:
     """A model backed by one generated module: ``init``, ``loss``, ``loss_and_grad``, ``predict``, ``step``."""
 
     def __init__(self, model, optimizer, dtype, directory):
-        if dtype != "float64":
-            raise ConfigurationError("networks compile in float64 for now; float32 is planned")
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
         self.layout = []
         offset = 0
@@ -142,14 +151,24 @@ class CompiledNetwork:
             modules.module_path("network", self.digest, directory),
             lambda: NetworkModule(model, optimizer, dtype, self.digest).text())
         self.module = modules.load_module(self.path)
-        self._gradient = np.zeros(self.size, dtype=dtype)
+        self._buffers = [np.zeros(self.size, dtype=dtype)]                    # the gradient
+        if optimizer is not None and optimizer.lookahead is not None:
+            self._buffers.append(np.zeros(self.size, dtype=dtype))           # the look-ahead point
         self.optimizer_state = optimizer.init_state(self.size, dtype) if optimizer else {}
+
+    def step_arguments(self):
+        """Arguments of the generated ``train_step`` after ``(theta, X, Y)``: work buffers, optimizer state
+        (updated in place), hyper-parameter values."""
+        scalar = np.dtype(self.dtype).type
+        return [*self._buffers, *(self.optimizer_state[name] for name in self.optimizer.state_names()),
+                *(scalar(value) for value in self.optimizer.values())]
 
     # --- parameters ---------------------------------------------------------
 
     def init(self, seed=0, scheme=None):
-        """Fresh parameters: weights by ``scheme`` (default per activation: He for the ReLU family,
-        Xavier/Glorot uniform otherwise), biases 0.  Seeded and reproducible.
+        """Fresh parameters: weights (rank ≥ 2) by ``scheme`` (default per activation: He for the ReLU family,
+        Xavier/Glorot uniform otherwise), biases 0, trainable activation parameters at their initial values.
+        Seeded and reproducible.
 
         Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in.
         """
@@ -158,7 +177,11 @@ class CompiledNetwork:
         params = Parameters(flat, self.layout)
         for number, layer in enumerate(self.model.layers, start=1):
             chosen = scheme or layer.init or _default_scheme(layer.activation.name)
-            params[f"W{number}"][...] = _initial_weights(rng, chosen, layer.n_in, layer.n_out)
+            for base, shape in layer.parameters:
+                if len(shape) >= 2:
+                    params[f"{base}{number}"][...] = _initial_weights(rng, chosen, layer.n_in, layer.n_out, shape)
+            for symbol, spec in layer.activation.parameters:
+                params[f"{symbol.name}{number}"][...] = spec.initial
         return params
 
     def pack(self, params):
@@ -225,8 +248,7 @@ class CompiledNetwork:
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
         X, Y = self._inputs(X, Y)
         packed = self.pack(params)
-        state = [self.optimizer_state[s.name] for s in self.optimizer.state]
-        loss = float(self.module.train_step(packed.flat, X, Y, self._gradient, *state, *self.optimizer.values()))
+        loss = float(self.module.train_step(packed.flat, X, Y, *self.step_arguments()))
         if packed is not params:
             for name in params:
                 params[name][...] = packed[name]
@@ -234,17 +256,17 @@ class CompiledNetwork:
 
 
 def _default_scheme(activation_name):
-    return "he_normal" if activation_name.split("(")[0] in RELU_FAMILY else "xavier_uniform"
+    return "he_normal" if activation_name.split("(")[0] in RELU_FAMILY + ("prelu",) else "xavier_uniform"
 
 
-def _initial_weights(rng, scheme, n_in, n_out):
+def _initial_weights(rng, scheme, n_in, n_out, shape):
     if scheme == "xavier_normal":
-        return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=(n_out, n_in))
+        return rng.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), size=shape)
     if scheme == "xavier_uniform":
         limit = np.sqrt(6.0 / (n_in + n_out))
-        return rng.uniform(-limit, limit, size=(n_out, n_in))
+        return rng.uniform(-limit, limit, size=shape)
     if scheme == "he_normal":
-        return rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in))
+        return rng.normal(0.0, np.sqrt(2.0 / n_in), size=shape)
     raise ConfigurationError(f"unknown initialisation {scheme!r}; known: {', '.join(INITIALISERS)}")
 
 
@@ -258,21 +280,32 @@ def unrolled_loss(model, X, Y):
     """
     symbols, weights = [], []
     for number, layer in enumerate(model.layers, start=1):
+        if not isinstance(layer, Dense):
+            raise ConfigurationError(f"unrolled mode handles Dense layers only, not {layer!r}")
         W = sp.Matrix(layer.n_out, layer.n_in, lambda r, c: sp.Symbol(f"W{number}_{r}_{c}", real=True))
         b = sp.Matrix(layer.n_out, 1, lambda r, _: sp.Symbol(f"b{number}_{r}", real=True))
         symbols += list(W) + list(b)
-        weights.append((W, b))
+        learned = {}
+        for symbol, spec in layer.activation.parameters:
+            cells = [sp.Symbol(f"{symbol.name}{number}_{r}", real=True) for r in range(1 if spec.shared else layer.n_out)]
+            symbols += cells
+            learned[symbol] = cells
+        weights.append((W, b, learned))
     total = sp.Integer(0)
     K = model.layers[-1].n_out
     for x, target in zip(np.asarray(X), np.asarray(Y).reshape(len(X), -1)):
         activation = sp.Matrix([sp.nsimplify(v) for v in x])
-        for layer, (W, b) in zip(model.layers, weights):
-            activation = (W * activation + b).applyfunc(layer.activation)
+        for layer, (W, b, learned) in zip(model.layers, weights):
+            z = W * activation + b
+            f = layer.activation
+            activation = sp.Matrix([f.expr.xreplace({f.variable: z[r], **{s: cells[min(r, len(cells) - 1)]
+                                                                           for s, cells in learned.items()}})
+                                    for r in range(layer.n_out)])
         per_sample = model.loss.declared.xreplace({losses.K: K}).doit()
         per_sample = per_sample.xreplace({losses.o[k]: activation[k] for k in range(K)})
         per_sample = per_sample.xreplace({losses.y[k]: sp.nsimplify(target[k]) for k in range(K)})
         total += per_sample
     total = total / len(X)
     if model.weight_decay:
-        total += sp.nsimplify(model.weight_decay) / 2 * sum(w**2 for W, _ in weights for w in W)
+        total += sp.nsimplify(model.weight_decay) / 2 * sum(w**2 for W, _, _ in weights for w in W)
     return total, symbols

@@ -1,5 +1,7 @@
-"""``symnet.optim``: the optimizers (see :mod:`symnet.train.optim`)."""
+"""The optimizers of the notes: ``sn.optim.SGD(lr=0.1)``, ``sn.optim.Adam()``, ... (see :mod:`symnet.train.optim`)."""
 
-from symnet.train.optim import GD, SGD, Optimizer
+from symnet.train.optim import (OPTIMIZERS, GD, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSProp,
+                                RMSPropNesterov, get)
 
-__all__ = ["Optimizer", "GD", "SGD"]
+__all__ = ["OPTIMIZERS", "GD", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp",
+           "RMSPropNesterov", "get"]

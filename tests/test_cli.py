@@ -56,3 +56,16 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
     _, err = capsys.readouterr()
     assert raised.value.code == 2
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_latex_prints_the_model_equations(capsys, tmp_path):
+    status, out, _ = run(capsys, "latex", "digits", "--summary")
+    assert status == 0 and "Network 64-32-10" in out
+    assert r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T}" in out and "f_1' = - a^{2} + a" in out
+    source = tmp_path / "model.py"
+    source.write_text("import symnet as sn\nmodel = sn.Sequential([sn.Dense(2, 3, sn.activations.prelu()), "
+                      "sn.Dense(3, 1)], loss='mse')\n")
+    status, out, _ = run(capsys, "latex", str(source))
+    assert status == 0 and r"\frac{\partial f_1}{\partial \gamma}" in out
+    status, _, err = run(capsys, "latex", "nosuch")
+    assert status == 2 and "unknown model" in err

@@ -43,10 +43,16 @@ UNROLLED_CASES = [
     (["elu", "tanh", "identity"], "softmax_cross_entropy", 0.05),
     (["leaky_relu", "swish", "identity"], "mse", 0.1),
     (["hard_tanh", "identity"], "mse", 0.0),
+    (["prelu", "identity"], "softmax_cross_entropy", 0.01),                            # trainable γ per neuron
+    ([activations.swish(learn=True), activations.prelu(shared=True), "sigmoid"], "mse", 0.0),  # β per neuron, shared γ
 ]
 
 
-@pytest.mark.parametrize("acts, loss, decay", UNROLLED_CASES, ids=[f"{'-'.join(a)}-{l}" for a, l, _ in UNROLLED_CASES])
+def case_id(acts, loss):
+    return "-".join(a if isinstance(a, str) else a.name for a in acts) + "-" + loss
+
+
+@pytest.mark.parametrize("acts, loss, decay", UNROLLED_CASES, ids=[case_id(a, l) for a, l, _ in UNROLLED_CASES])
 def test_layered_gradient_equals_unrolled_symbolic_gradient(acts, loss, decay):
     sizes = [2] + [2] * len(acts)     # small: the unrolled reference grows fast with size
     if loss == "binary_cross_entropy":

@@ -21,20 +21,65 @@ t = symbol("t")
 
 
 @dataclass(frozen=True)
+class Trainable:
+    """An activation parameter that is learned: its initial value, one per neuron or one ``shared`` by the layer."""
+
+    initial: float
+    shared: bool = False
+
+
+def trainable(initial, shared=False):
+    """Mark an activation parameter as trainable, e.g. ``parameters={gamma: sn.trainable(0.25)}``."""
+    if isinstance(initial, bool) or not isinstance(initial, (int, float)):
+        raise ConfigurationError(f"a trainable parameter's initial value must be a number, got {initial!r}")
+    return Trainable(float(initial), bool(shared))
+
+
+@dataclass(frozen=True)
 class Activation:
-    """An elementwise activation ``a = f(z)`` declared as a SymPy expression in one symbol."""
+    """An elementwise activation ``a = f(z)`` declared as a SymPy expression in its input symbol.
+
+    ``parameters`` maps each other symbol of the expression to a number (fixed:
+    substituted at once) or to :func:`trainable` (learned by gradient descent,
+    per neuron or shared; ∂f/∂parameter is derived like f').
+    """
 
     name: str
     expr: sp.Expr
     variable: sp.Symbol = t
+    parameters: tuple = ()
 
     def __post_init__(self):
+        given = dict(self.parameters)
+        for key in list(given):
+            if isinstance(key, str):
+                matches = [s for s in self.expr.free_symbols if s.name == key]
+                given[matches[0] if matches else symbol(key)] = given.pop(key)
+        fixed = {s: sp.nsimplify(v) for s, v in given.items() if not isinstance(v, Trainable)}
+        learned = tuple(sorted(((s, v) for s, v in given.items() if isinstance(v, Trainable)),
+                               key=lambda item: item[0].name))
+        for s, v in given.items():
+            if not (isinstance(v, Trainable) or isinstance(v, (int, float)) and not isinstance(v, bool)):
+                raise ConfigurationError(f"activation {self.name!r}: parameter {s} must be a number or "
+                                         f"sn.trainable(initial), got {v!r}")
+        object.__setattr__(self, "expr", sp.sympify(self.expr).xreplace(fixed))
+        object.__setattr__(self, "parameters", learned)
         free = self.expr.free_symbols
-        if not free <= {self.variable}:
-            extra = ", ".join(sorted(s.name for s in free - {self.variable}))
+        allowed = {self.variable, *self.parameter_symbols}
+        if not free <= allowed:
+            extra = ", ".join(sorted(s.name for s in free - allowed))
             raise ExpressionError(
                 f"activation {self.name!r} has symbols other than its input {self.variable}: {extra}; "
-                "give them numbers (e.g. leaky_relu(gamma=0.1))")
+                "give them numbers or sn.trainable(...) in parameters=, e.g. parameters={'gamma': 0.1}")
+
+    @property
+    def parameter_symbols(self):
+        return tuple(s for s, _ in self.parameters)
+
+    @cached_property
+    def parameter_derivatives(self):
+        """{symbol: ∂f/∂symbol} for every trainable parameter, derived by SymPy."""
+        return {s: local_derivative(self.expr, s) for s in self.parameter_symbols}
 
     @cached_property
     def derivative(self):
@@ -53,9 +98,10 @@ class Activation:
                 f"activation {self.name!r} has derivative 0 almost everywhere, so gradient descent cannot "
                 "train through it; use a smooth activation such as 'sigmoid' (the perceptron rule is not gradient-based)")
 
-    def __call__(self, value):
-        """f applied to a SymPy expression."""
-        return self.expr.xreplace({self.variable: value})
+    def __call__(self, value, **parameters):
+        """f applied to a SymPy expression (trainable parameters replaced by ``name=value``)."""
+        replace = {s: parameters[s.name] for s in self.parameter_symbols if s.name in parameters}
+        return self.expr.xreplace({self.variable: value, **replace})
 
 
 CATALOGUE = {}
@@ -88,9 +134,22 @@ def elu(gamma=1):
     return Activation(f"elu(gamma={gamma})", sp.Piecewise((t, t > 0), (sp.nsimplify(gamma) * (sp.exp(t) - 1), True)))
 
 
-def swish(beta=1):
-    """x·σ(βx)."""
+def swish(beta=1, learn=False):
+    """x·σ(βx); with ``learn=True`` β is trainable per neuron, starting at ``beta``."""
+    if learn:
+        beta_symbol = symbol("beta")
+        return Activation("swish(beta trainable)", t * sigmoid_expr(beta_symbol * t),
+                          parameters={beta_symbol: trainable(beta)})
     return Activation(f"swish(beta={beta})", t * sigmoid_expr(sp.nsimplify(beta) * t))
+
+
+def prelu(gamma=0.25, shared=False):
+    """PReLU, max(0, x) + γ·min(0, x) with γ trainable per neuron (or ``shared`` by the layer), starting at
+    ``gamma``; declared as ``Piecewise((x, x > 0), (γx, True))`` like leaky ReLU."""
+    gamma_symbol = symbol("gamma")
+    return Activation("prelu" + ("(shared)" if shared else ""),
+                      sp.Piecewise((t, t > 0), (gamma_symbol * t, True)),
+                      parameters={gamma_symbol: trainable(gamma, shared)})
 
 
 register("identity", t, aliases=("linear",))
@@ -102,7 +161,7 @@ register("relu", sp.Max(0, t))
 register("softplus", sp.log(1 + sp.exp(t)))
 register("gelu", t * (1 + sp.erf(t / sp.sqrt(2))) / 2)
 register("step", sp.Heaviside(t, 0))
-for _factory in (leaky_relu, elu, swish):
+for _factory in (leaky_relu, elu, swish, prelu):
     CATALOGUE[_factory.__name__] = _factory()
 
 

@@ -35,36 +35,70 @@ def _positive_int(value, what, layer):
     return value
 
 
-class Dense:
-    """Fully connected layer: ``z[n,i] = Σ_j W[i,j] a[n,j] + b[i]``, ``a' = f(z)``; W has shape (out, in)."""
+class Layer:
+    """A layer declared by its forward map ``z[n, i]`` in index notation, then an elementwise activation.
 
-    kind = "Dense"
-    W = sp.IndexedBase("W", real=True)
-    b = sp.IndexedBase("b", real=True)
-    forward_map = sp.Sum(W[i, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i]
+    Subclasses set ``forward_map`` (in the input ``a[n, j]`` and their
+    parameters, with the sizes ``I`` (outputs) and ``J`` (inputs)) and
+    ``parameter_shapes``: ``{base: shape}`` with "out" and "in" for the sizes,
+    in storage order.  Everything else — the vector-Jacobian products, the
+    generated forward and backward code — is derived from them.  Parameters of
+    rank ≥ 2 are weights (initialised by the scheme, decayed by
+    ``weight_decay``); rank-1 parameters start at 0.
+    """
+
+    forward_map = None
+    parameter_shapes = {}
 
     def __init__(self, n_in, n_out, activation=None, init=None):
-        self.n_in = _positive_int(n_in, "n_in", "Dense")
-        self.n_out = _positive_int(n_out, "n_out", "Dense")
+        self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
+        self.n_out = _positive_int(n_out, "n_out", type(self).__name__)
         self.activation = activations.get(activation)
         self.init = init
+        reads_unit = any(e.base == a and len(e.indices) == 2 and e.indices[1] == i
+                         for e in self.forward_map.atoms(sp.Indexed))
+        if reads_unit and self.n_in != self.n_out:
+            raise ConfigurationError(f"{self!r} reads its input at the output unit (a[n, i]), so it needs "
+                                     f"n_in = n_out; got {self.n_in} and {self.n_out}")
+        taken = {str(base) for base in self.parameter_shapes}
+        clash = [s.name for s in self.activation.parameter_symbols if s.name in taken]
+        if clash:
+            raise ConfigurationError(f"{self!r}: activation parameter {clash[0]!r} has the name of a layer parameter")
+
+    @property
+    def kind(self):
+        return type(self).__name__
 
     def __repr__(self):
-        return f"Dense({self.n_in}, {self.n_out}, activation={self.activation.name!r})"
+        return f"{self.kind}({self.n_in}, {self.n_out}, activation={self.activation.name!r})"
 
     @property
     def parameters(self):
-        """``[(base, shape)]`` in storage order: W (out, in), then b (out,)."""
-        return [(self.W, (self.n_out, self.n_in)), (self.b, (self.n_out,))]
+        """``[(base, shape)]`` in storage order: the forward map's, then the activation's trainable parameters."""
+        sizes = {"out": self.n_out, "in": self.n_in}
+        result = [(base, tuple(sizes.get(extent, extent) for extent in shape))
+                  for base, shape in self.parameter_shapes.items()]
+        for parameter, spec in self.activation.parameters:
+            result.append((sp.IndexedBase(parameter.name, real=True), (1,) if spec.shared else (self.n_out,)))
+        return result
 
     def definition(self):
         """Text that identifies this layer for the content hash."""
-        return f"Dense({self.n_in},{self.n_out},{sp.srepr(self.activation.expr)},{self.init})"
+        return (f"{self.kind}({self.n_in},{self.n_out},{sp.srepr(self.forward_map)},{sp.srepr(self.activation.expr)},"
+                f"{self.activation.parameters},{self.init})")
 
-    @classmethod
-    def vjps(cls):
-        """``{base: (indices, contracted expression)}`` for the input ``a`` and every parameter."""
-        return _derived_vjps(cls.forward_map, (cls.W, cls.b))
+    def vjps(self):
+        """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter."""
+        return _derived_vjps(self.forward_map, tuple(self.parameter_shapes))
+
+
+class Dense(Layer):
+    """Fully connected layer: ``z[n,i] = Σ_j W[i,j] a[n,j] + b[i]``, ``a' = f(z)``; W has shape (out, in)."""
+
+    W = sp.IndexedBase("W", real=True)
+    b = sp.IndexedBase("b", real=True)
+    forward_map = sp.Sum(W[i, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i]
+    parameter_shapes = {W: ("out", "in"), b: ("out",)}
 
 
 @lru_cache(maxsize=None)

@@ -18,6 +18,8 @@ from symnet.declare import losses
 from symnet.generate import modules
 from symnet.generate.printer import NumbaPrinter
 from symnet.indexed import terms
+from symnet.simplify import stable
+from symnet.train import optim as opt
 
 INDENT = "    "
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
@@ -49,6 +51,22 @@ class _Writer:
 def _arrays(expr, names):
     """Rename the IndexedBases of ``expr`` to the generated arrays' names."""
     return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
+
+
+def _hoist(expr, scalars, hoisted):
+    """Replace the largest subexpressions of ``expr`` in ``scalars`` only by names ``c0, c1, ...`` (in ``hoisted``),
+    so the per-parameter loop does not recompute, e.g., Adam's 1 − ρ1^t."""
+    if expr.is_Atom:
+        return expr
+    if expr.free_symbols <= scalars:
+        return hoisted.setdefault(expr, sp.Symbol(f"c{len(hoisted)}", real=True))
+    if isinstance(expr, (sp.Add, sp.Mul)):
+        fixed = [arg for arg in expr.args if arg.free_symbols <= scalars]
+        varying = [_hoist(arg, scalars, hoisted) for arg in expr.args if not arg.free_symbols <= scalars]
+        if len(fixed) > 1 or (fixed and not fixed[0].is_Atom):
+            fixed = [_hoist(expr.func(*fixed), scalars, hoisted)]
+        return expr.func(*fixed, *varying, evaluate=False)
+    return expr.func(*(_hoist(arg, scalars, hoisted) for arg in expr.args))
 
 
 def _is_matmul(term, target):
@@ -152,7 +170,7 @@ class NetworkModule:
     def forward(self, w, store_fprime):
         for number, layer in enumerate(self.model.layers, start=1):
             previous = "X" if number == 1 else f"a{number - 1}"
-            names = {L.a: previous, layer.W: f"W{number}", layer.b: f"b{number}"}
+            names = {L.a: previous, **self._parameter_names(layer, number)}
             mapped = _arrays(layer.forward_map, names)
             f = layer.activation
             w(f"# layer {number}: z{number}[n, i] = {layer.forward_map}   (a = {previous}); "
@@ -173,10 +191,11 @@ class NetworkModule:
                     bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
                     w(f"z = z{number}[n, i] + {self.p(bias)}")
                     w(f"z{number}[n, i] = z")
+                    at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
                     if not identity:
-                        w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace({f.variable: Z}))}")
+                        w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
                     if store_fprime and fprime[0] == "input":
-                        w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace({f.variable: Z}))}")
+                        w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace(at_z))}")
             if identity:
                 w(f"a{number} = z{number}")
 
@@ -201,6 +220,7 @@ class NetworkModule:
         if with_gradient:
             w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
             w(f"delta{last} = np.empty_like(z{last})")
+            self._zero_activation_gradients(w, last)
         w(f"loss = {self.p(sp.Float(0))}")
         w("for n in range(batch):")
         with w.block():
@@ -226,8 +246,13 @@ class NetworkModule:
                 w(f"for j in range({K}):")
                 with w.block():
                     factor = self._fprime_factor(fprime, last, "n", "j")
-                    scale = "inv_batch" + (f" * {factor}" if factor else "")
-                    w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * {scale}")
+                    if model.layers[-1].activation.parameters:
+                        w(f"upstream = ({self.p(gradient.xreplace(sums))}) * inv_batch")
+                        self._activation_gradients(w, last, "upstream", "n", "j")
+                        w(f"delta{last}[n, j] = upstream" + (f" * {factor}" if factor else ""))
+                    else:
+                        scale = "inv_batch" + (f" * {factor}" if factor else "")
+                        w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * {scale}")
         w("loss = loss * inv_batch")
 
     def _fprime_factor(self, fprime, number, row, column):
@@ -238,16 +263,43 @@ class NetworkModule:
         if kind == "input":
             return f"fprime{number}[{row}, {column}]"
         output = sp.IndexedBase(f"a{number}", real=True)[sp.Symbol(row), sp.Symbol(column)]
-        return f"({self.p(expr.xreplace({A_SCALAR: output}))})"
+        layer = self.model.layers[number - 1]
+        at = {A_SCALAR: output, **self._activation_parameters(layer, number, sp.Symbol(column))}
+        return f"({self.p(expr.xreplace(at))})"
+
+    @staticmethod
+    def _parameter_names(layer, number):
+        return {base: f"{base}{number}" for base, _ in layer.parameters}
+
+    @staticmethod
+    def _activation_parameters(layer, number, column):
+        """{parameter symbol: its generated array's cell} (column ``column`` per neuron, 0 when shared)."""
+        return {symbol: sp.IndexedBase(f"{symbol.name}{number}", real=True)[0 if spec.shared else column]
+                for symbol, spec in layer.activation.parameters}
+
+    def _zero_activation_gradients(self, w, number):
+        for symbol, _ in self.model.layers[number - 1].activation.parameters:
+            w(f"grad_{symbol.name}{number}[:] = {self.p(sp.Float(0))}")
+
+    def _activation_gradients(self, w, number, upstream, row, column):
+        """grad_γ[column] += upstream · ∂f/∂γ(z[row, column]) for every trainable activation parameter γ."""
+        layer = self.model.layers[number - 1]
+        f = layer.activation
+        at = {f.variable: sp.IndexedBase(f"z{number}", real=True)[sp.Symbol(row), sp.Symbol(column)],
+              **self._activation_parameters(layer, number, sp.Symbol(column))}
+        for symbol, spec in f.parameters:
+            cell = f"grad_{symbol.name}{number}[{0 if spec.shared else column}]"
+            derivative = stable(f.parameter_derivatives[symbol]).xreplace(at)
+            w(f"{cell} += {upstream} * {self.p(derivative)}")
 
     def backward(self, w):
         model = self.model
         for number in range(len(model.layers), 0, -1):
             layer = model.layers[number - 1]
             previous = "X" if number == 1 else f"a{number - 1}"
-            names = {L.a: previous, L.delta: f"delta{number}", layer.W: f"W{number}", layer.b: f"b{number}"}
+            names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
             vjps = layer.vjps()
-            for base, _ in layer.parameters:
+            for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
                 w(f"# grad_{base}{number}{list(indices)} = {expr}")
                 self.contraction(w, terms(_arrays(expr, names)), f"grad_{base}{number}", indices, allocate=False)
@@ -258,12 +310,23 @@ class NetworkModule:
                 fprime = model.fprime_form(number - 2)
                 w(f"# {target}[r, q] = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
                 self.contraction(w, terms(_arrays(expr, names)), target, indices, allocate=True)
+                learned = model.layers[number - 2].activation.parameters
+                if learned:
+                    w(f"# ∂L/∂γ = Σ ∂L/∂a{number - 1} ⊙ ∂f/∂γ for the trainable activation parameters γ of layer "
+                      f"{number - 1}")
+                    self._zero_activation_gradients(w, number - 1)
                 if fprime[0] != "one":
                     w("for n in range(batch):")
                     with w.block():
                         w(f"for j in range({layer.n_in}):")
                         with w.block():
-                            w(f"{target}[n, j] *= {self._fprime_factor(fprime, number - 1, 'n', 'j')}")
+                            factor = self._fprime_factor(fprime, number - 1, 'n', 'j')
+                            if learned:
+                                w(f"upstream = {target}[n, j]")
+                                self._activation_gradients(w, number - 1, "upstream", "n", "j")
+                                w(f"{target}[n, j] = upstream * {factor}")
+                            else:
+                                w(f"{target}[n, j] *= {factor}")
 
     def weight_decay(self, w, with_gradient):
         decay = self.model.weight_decay
@@ -271,22 +334,26 @@ class NetworkModule:
             return
         w(f"# weight decay: L += ½λ Σ_l ‖W_l‖², grad_W += λ W, λ = {decay}")
         lam = self.p(sp.nsimplify(decay))
-        for number, layer in enumerate(self.model.layers, start=1):
-            w(f"for k in range(theta_W{number}.shape[0]):")
+        for name in self._weight_names():
+            w(f"for k in range(theta_{name}.shape[0]):")
             with w.block():
-                w(f"weight = theta_W{number}[k]")
+                w(f"weight = theta_{name}[k]")
                 w(f"loss += {self.p(sp.Rational(1, 2) * sp.nsimplify(decay))} * weight * weight")
                 if with_gradient:
-                    w(f"grad_theta_W{number}[k] += {lam} * weight")
+                    w(f"grad_theta_{name}[k] += {lam} * weight")
+
+    def _weight_names(self):
+        """Parameters of rank ≥ 2 (the weights; biases and activation parameters are not decayed)."""
+        return [f"{base}{number}" for number, _, base, shape, _, _ in self.spans() if len(shape) >= 2]
 
     def _flat_weight_views(self, w, with_gradient):
         if not self.model.weight_decay:
             return
-        for number, layer, base, _, start, stop in self.spans():
-            if base == layer.W:
-                w(f"theta_W{number} = theta[{start}:{stop}]")
+        for number, _, base, shape, start, stop in self.spans():
+            if len(shape) >= 2:
+                w(f"theta_{base}{number} = theta[{start}:{stop}]")
                 if with_gradient:
-                    w(f"grad_theta_W{number} = gradient[{start}:{stop}]")
+                    w(f"grad_theta_{base}{number} = gradient[{start}:{stop}]")
 
     # --- functions -------------------------------------------------------------
 
@@ -299,7 +366,8 @@ class NetworkModule:
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
             if with_loss:
-                w(f"inv_batch = {self.p(sp.Integer(1))} / batch")
+                w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
+                  else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
             self.views(w)
             if with_gradient:
                 self.views(w, source="gradient")
@@ -315,23 +383,47 @@ class NetworkModule:
             w("return loss")
 
     def optimizer_step(self, w):
-        rule = self.optimizer.rule()
-        state = [s.name for s in self.optimizer.state]
-        hyper = [h.name for h in self.optimizer.hyperparameters]
+        optimizer = self.optimizer
+        rule = optimizer.rule()
+        name = type(optimizer).__name__
+        elementwise = (opt.theta, opt.g, *optimizer.state)
+        scalars = set(optimizer.hyperparameters) | {opt.t}
+        hoisted = {}
+        rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in rule]
+        local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
+        printer = NumbaPrinter(self.dtype, local)
+        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
+        arguments = ["theta", "X", "Y", *buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
         w("")
         w("")
         w("@numba.njit(cache=True)")
-        w(f"def train_step({', '.join(['theta', 'X', 'Y', 'gradient'] + state + hyper)}):")
+        w(f"def train_step({', '.join(arguments)}):")
         with w.block():
-            w(f'"""One {type(self.optimizer).__name__} step in place; returns the loss before the update."""')
-            w("loss = loss_and_gradient(theta, X, Y, gradient)")
-            w(f"# {type(self.optimizer).__name__}: " + "; ".join(f"{t} ← {e}" for t, e in rule))
+            w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated."""')
+            if optimizer.lookahead is None:
+                w("loss = loss_and_gradient(theta, X, Y, gradient)")
+            else:
+                w(f"# look-ahead: the gradient is evaluated at {optimizer.lookahead}")
+                w("for k in range(theta.shape[0]):")
+                with w.block():
+                    point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
+                    w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
+                w("loss = loss_and_gradient(lookahead, X, Y, gradient)")
+            if optimizer.counts_steps:
+                w(f"{opt.STEP}[0] += 1.0")
+                w(f"t = {opt.STEP}[0]")
+            for expr, symbol in hoisted.items():
+                w(f"{symbol} = {printer.doprint(expr)}")
+            w(f"# {name}: " + "; ".join(f"{target} ← {expr}" for target, expr in optimizer.rule()))
             w("for k in range(theta.shape[0]):")
             with w.block():
-                printer = NumbaPrinter(self.dtype, {s: f"{s.name}[k]" for s in self.optimizer.state_and_theta})
-                printer.names[self.optimizer.g] = "gradient[k]"
+                w(f"{local[opt.g]} = gradient[k]")
+                for symbol in (opt.theta, *optimizer.state):
+                    w(f"{local[symbol]} = {symbol.name}[k]")
                 for target, expr in rule:
-                    w(f"{printer.doprint(target)} = {printer.doprint(expr)}")
+                    w(f"{local[target]} = {printer.doprint(expr)}")
+                for symbol in dict.fromkeys(target for target, _ in rule):
+                    w(f"{symbol.name}[k] = {local[symbol]}")
             w("return loss")
 
     def text(self):

@@ -1,0 +1,17 @@
+"""Layers and the index symbols to declare new ones (see :mod:`symnet.declare.layers`).
+
+A new layer is a subclass of :class:`Layer` with a ``forward_map`` in the
+input ``a[n, j]`` and ``parameter_shapes``; its backward pass is derived::
+
+    from symnet.layers import Layer, a, n, i, j, J_SIZE
+
+    class Residual(Layer):
+        W, b = sp.IndexedBase("W", real=True), sp.IndexedBase("b", real=True)
+        forward_map = a[n, i] + sp.Sum(W[i, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i]
+        parameter_shapes = {W: ("out", "in"), b: ("out",)}
+"""
+
+from symnet.declare.layers import I_SIZE, J_SIZE, N, Dense, Layer, a, delta, i, j, n, p, q, r
+from symnet.indexed import index
+
+__all__ = ["Layer", "Dense", "a", "delta", "n", "i", "j", "p", "q", "r", "N", "I_SIZE", "J_SIZE", "index"]

@@ -1,0 +1,120 @@
+"""Built-in models for ``symnet train``: a network, its data and the training defaults that suit them.
+
+A user model is a Python file that defines ``model`` (a :class:`~symnet.Sequential`) and optionally
+``data`` (a built-in dataset name, a :class:`~symnet.datasets.Dataset`, ``(X, Y)`` or
+``(X_train, Y_train, X_test, Y_test)``) and ``optimizer`` (an optimizer instance).
+"""
+
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from symnet import datasets
+from symnet.declare.layers import Dense
+from symnet.errors import ConfigurationError
+from symnet.network import Sequential
+from symnet.train import optim
+
+TEST_FRACTION = 0.2
+
+
+@dataclass
+class Recipe:
+    """A model with its data and training defaults."""
+
+    name: str
+    model: Sequential
+    data: object                    # dataset name, Dataset, (X, Y) or (X, Y, X_test, Y_test)
+    optimizer: str = "Adam"
+    lr: float = 0.01
+    epochs: int = 20
+    batch_size: int = 32
+    standardize: bool = True
+    hyperparameters: dict = field(default_factory=dict)
+
+    def make_optimizer(self, name=None, lr=None):
+        return optim.get(name or self.optimizer, lr=self.lr if lr is None else lr, **self.hyperparameters)
+
+    def prepared_data(self, seed=0):
+        """``(X_train, Y_train, X_test, Y_test, note)`` with the inputs standardised by the training set's statistics."""
+        data = datasets.load(self.data, seed=seed) if isinstance(self.data, str) else self.data
+        note = ""
+        if isinstance(data, datasets.Dataset):
+            if len(data.X) < 10:
+                parts, note = (data.X, data.Y, data.X, data.Y), f"{data.name} has {len(data.X)} samples: tested on them"
+            else:
+                parts = datasets.split(data.X, data.Y, TEST_FRACTION, seed=seed,
+                                       stratify=data.task == "classification")
+        elif isinstance(data, tuple) and len(data) == 2:
+            parts = datasets.split(*data, TEST_FRACTION, seed=seed, stratify=bool(np.isin(data[1], (0, 1)).all()))
+        elif isinstance(data, tuple) and len(data) == 4:
+            parts = data
+        else:
+            raise ConfigurationError("data must be a dataset name, a Dataset, (X, Y) or (X_train, Y_train, X_test, "
+                                     f"Y_test); got {type(data).__name__}")
+        X_train, Y_train, X_test, Y_test = (np.asarray(part, dtype=np.float64) for part in parts)
+        if self.standardize and len(X_train) >= 10:
+            scale = datasets.Standardizer.fit(X_train)
+            X_train, X_test = scale(X_train), scale(X_test)
+        return X_train, Y_train, X_test, Y_test, note
+
+
+def builtin(name):
+    """The built-in recipe ``name``."""
+    recipes = {
+        # the notes' exercise 4-2: two ReLU hidden units, one output, MSE, Adam(lr=0.05), 2,000 full-batch steps
+        "xor": lambda: Recipe("xor", Sequential([Dense(2, 2, "relu"), Dense(2, 1)], loss="mse"), "xor",
+                              lr=0.05, epochs=2000, batch_size=4, standardize=False),
+        "spirals": lambda: Recipe("spirals", Sequential([Dense(2, 32, "tanh"), Dense(32, 32, "tanh"), Dense(32, 1)],
+                                                        loss="binary_cross_entropy"), "spirals", epochs=300),
+        "moons": lambda: Recipe("moons", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)], loss="binary_cross_entropy"),
+                                "moons", epochs=100),
+        "circles": lambda: Recipe("circles", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)],
+                                                        loss="binary_cross_entropy"), "circles", epochs=100),
+        "regression": lambda: Recipe("regression", Sequential([Dense(1, 32, "tanh"), Dense(32, 1)], loss="mse"),
+                                     "regression", epochs=300),
+        "digits": lambda: Recipe("digits", Sequential([Dense(64, 32, "sigmoid"), Dense(32, 10)],
+                                                      loss="softmax_cross_entropy"), "digits", epochs=20),
+    }
+    if name not in recipes:
+        raise ConfigurationError(f"unknown model {name!r}; built in: {', '.join(recipes)}, or a path to a .py file")
+    return recipes[name]()
+
+
+BUILTIN = ("xor", "spirals", "moons", "circles", "regression", "digits")
+
+
+def _default_data(model):
+    sizes = (model.layers[0].n_in, model.layers[-1].n_out)
+    return {(64, 10): "digits", (2, 1): "moons", (1, 1): "regression"}.get(sizes)
+
+
+def from_file(path):
+    """The recipe of a user's model file (it is run as Python: only train files you trust)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"unknown model {str(path)!r}: not a built-in ({', '.join(BUILTIN)}) and no such "
+                                 "file; give a built-in name or a .py file that defines `model`")
+    namespace = runpy.run_path(str(path))
+    model = namespace.get("model")
+    if not isinstance(model, Sequential):
+        raise ConfigurationError(f"{str(path)!r} must define `model = sn.Sequential([...], loss=...)`")
+    data = namespace.get("data", _default_data(model))
+    if data is None:
+        raise ConfigurationError(f"{str(path)!r} defines no `data` and no built-in dataset fits a "
+                                 f"{model.describe()} network; define data = (X, Y)")
+    recipe = Recipe(path.stem, model, data)
+    chosen = namespace.get("optimizer")
+    if chosen is not None:
+        if not isinstance(chosen, optim.Optimizer):
+            raise ConfigurationError(f"{str(path)!r}: `optimizer` must be an optimizer such as sn.optim.Adam(lr=0.01)")
+        recipe.optimizer, recipe.lr = type(chosen).__name__, chosen.lr
+        recipe.hyperparameters = {h.name: v for h, v in zip(chosen.hyperparameters, chosen.values()) if h.name != "lr"}
+    return recipe
+
+
+def recipe(spec):
+    """A built-in name or a path to a model file."""
+    return builtin(spec) if spec in BUILTIN else from_file(spec)

@@ -1,0 +1,242 @@
+"""The training loop: ``sn.fit(net, params, X, Y, ...)`` → :class:`History`.
+
+Each epoch draws its own permutation from ``default_rng([seed, epoch])``, so
+an epoch's batches depend only on the seed and the epoch number: a run
+resumed from a checkpoint (parameters, optimizer state, epoch, seed) goes on
+bit-identically to an uninterrupted one.  A non-finite loss stops training at
+once; the parameters and optimizer state are put back to the last point whose
+loss was finite (the epoch's start is kept, and the epoch's finite steps are
+replayed — deterministic, so nothing is lost and no copy is made per step).
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from symnet.datasets import labels_of, split
+from symnet.errors import ConfigurationError
+from symnet.train import checkpoint as checkpoints
+
+CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "cross_entropy", "binary_cross_entropy")
+PROGRESS_INTERVAL = 0.1   # seconds between progress-bar redraws
+BAR_WIDTH = 24
+
+
+class History:
+    """Per-epoch metrics: ``epoch``, ``loss`` (mean batch loss), ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``seconds`` (wall time of the epoch); ``stopped`` says why training ended early (or is None)."""
+
+    KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+
+    def __init__(self, records=None, stopped=None):
+        self.records = list(records or [])
+        self.stopped = stopped
+
+    def __getattr__(self, key):
+        if key in History.KEYS:
+            return [record.get(key) for record in self.records]
+        raise AttributeError(key)
+
+    def __len__(self):
+        return len(self.records)
+
+    def __repr__(self):
+        last = self.records[-1] if self.records else {}
+        return f"History({len(self.records)} epochs, last {last}, stopped={self.stopped!r})"
+
+    def as_dict(self):
+        return {"records": self.records, "stopped": self.stopped}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data.get("records"), data.get("stopped"))
+
+
+class Progress:
+    """One line per epoch on standard error; a live bar within the epoch on a terminal."""
+
+    def __init__(self, verbose, epochs, stream=None):
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = self.live if verbose is None else bool(verbose)
+        self.epochs, self.last_draw = epochs, 0.0
+
+    def update(self, epoch, done, total, loss):
+        if not (self.enabled and self.live) or time.perf_counter() - self.last_draw < PROGRESS_INTERVAL:
+            return
+        self.last_draw = time.perf_counter()
+        filled = BAR_WIDTH * done // total
+        self.stream.write(f"\repoch {epoch}/{self.epochs} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
+                          f"{done}/{total} loss {loss:.4g}")
+        self.stream.flush()
+
+    def epoch_done(self, record):
+        if not self.enabled:
+            return
+        text = " ".join(f"{key} {record[key]:.4g}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+                        if record.get(key) is not None)
+        self.stream.write("\r\033[K" if self.live else "")
+        self.stream.write(f"epoch {record['epoch']}/{self.epochs}: {text} ({record['seconds']:.2f} s)\n")
+        self.stream.flush()
+
+    def message(self, text):
+        if self.enabled:
+            self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
+
+
+def is_classification(net, Y):
+    """Cross-entropy losses, or targets that are all 0/1 (e.g. XOR trained with MSE)."""
+    return net.model.loss.name in CLASSIFICATION_LOSSES or bool(np.isin(Y, (0.0, 1.0)).all())
+
+
+def accuracy(net, params, X, Y):
+    """Share of samples whose predicted class is the target's: argmax for several outputs; for one output,
+    the logit's sign (binary cross-entropy) or 0.5 as the threshold."""
+    output = net.predict(params, X)
+    if output.shape[1] == 1:
+        threshold = 0.0 if net.model.loss.name == "binary_cross_entropy" else 0.5
+        predicted = (output[:, 0] > threshold).astype(np.int64)
+    else:
+        predicted = np.argmax(output, axis=1)
+    return float(np.mean(predicted == labels_of(Y)))
+
+
+def _snapshot(params, state):
+    return params.flat.copy(), {name: value.copy() for name, value in state.items()}
+
+
+def _restore(snapshot, params, state):
+    flat, saved = snapshot
+    params.flat[...] = flat
+    for name, value in saved.items():
+        state[name][...] = value
+
+
+def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None, validation_split=None,
+        early_stopping=None, callbacks=(), verbose=None, checkpoint=None, resume=None):
+    """Train ``params`` in place with ``net``'s optimizer; return the :class:`History`.
+
+    ``epochs`` is the total number of epochs (also when resuming).  ``batch_size=None``, or the ``GD``
+    optimizer, uses the whole training set as one batch.  ``validation=(Xv, Yv)`` or
+    ``validation_split=f`` (a seeded, class-stratified hold-out) adds validation metrics.
+    ``early_stopping=p`` stops after ``p`` epochs without a better validation loss (training loss when there
+    is no validation set) and restores the best parameters.  Each callback is called as
+    ``callback(record, params)`` after every epoch and stops training by returning True.
+    ``checkpoint=PATH`` saves after every epoch; ``resume=PATH`` continues from such a file.
+    ``verbose``: None shows progress on a terminal only; True or False forces it on or off.
+    """
+    if net.optimizer is None:
+        raise ConfigurationError("fit needs a network compiled with an optimizer, e.g. "
+                                 "model.compile(optimizer=sn.optim.Adam(lr=0.01))")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ConfigurationError(f"epochs must be an integer ≥ 0, got {epochs!r}")
+    if validation is not None and validation_split is not None:
+        raise ConfigurationError("give validation=(X, Y) or validation_split=, not both")
+    history, start = History(), 0
+    packed = net.pack(params)
+    if resume is not None:
+        saved = checkpoints.load(resume, net.model)
+        packed.flat[...] = net.pack(saved.params).flat
+        _load_state(net, saved.optimizer_state, resume)
+        history, start = History.from_dict(saved.metadata.get("history", {})), int(saved.metadata["epoch"])
+        seed = saved.metadata["seed"] if seed is None else seed
+        if seed != saved.metadata["seed"]:
+            raise ConfigurationError(f"resume with the checkpoint's seed {saved.metadata['seed']} (got seed={seed}) "
+                                     "or the run will not continue the same way")
+        history.stopped = None
+    seed = 0 if seed is None else seed
+    X, Y = net._inputs(X, Y)
+    if validation_split is not None:
+        X, Y, Xv, Yv = split(X, Y, validation_split, seed=seed, stratify=is_classification(net, Y))
+        X, Y, validation = np.ascontiguousarray(X), np.ascontiguousarray(Y), (Xv, Yv)
+    if validation is not None:
+        validation = net._inputs(*validation)
+    rows = len(X)
+    if batch_size is None or getattr(net.optimizer, "full_batch", False):
+        batch_size = rows
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    batch_size = min(batch_size, rows)
+    classify = is_classification(net, Y)
+    progress = Progress(verbose, epochs)
+    step = net.module.train_step
+    arguments = net.step_arguments()
+    best = (math.inf, None, None)
+    bounds = [(low, min(low + batch_size, rows)) for low in range(0, rows, batch_size)]
+
+    previous = None      # (snapshot, shuffled X, shuffled Y) of the epoch before, to step back across its end
+    for epoch in range(start + 1, epochs + 1):
+        began = time.perf_counter()
+        order = np.random.default_rng([seed, epoch]).permutation(rows)
+        Xe, Ye = X[order], Y[order]
+        at_start = _snapshot(packed, net.optimizer_state)
+        total = 0.0
+        for number, (low, high) in enumerate(bounds):
+            loss = step(packed.flat, Xe[low:high], Ye[low:high], *arguments)
+            if not math.isfinite(loss):
+                # the last finite state is the one before the previous step: replay up to it
+                if number == 0 and previous is not None:
+                    replay, restored = (previous, bounds[:-1]), f"before the last step of epoch {epoch - 1}"
+                elif number == 0:
+                    replay, restored = ((at_start, Xe, Ye), []), f"the start of epoch {epoch}"
+                else:
+                    replay, restored = ((at_start, Xe, Ye), bounds[:number - 1]), f"before step {number} of epoch {epoch}"
+                (snapshot, Xr, Yr), steps = replay
+                _restore(snapshot, packed, net.optimizer_state)
+                for replay_low, replay_high in steps:
+                    step(packed.flat, Xr[replay_low:replay_high], Yr[replay_low:replay_high], *arguments)
+                history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
+                                   f"optimizer state restored to the last finite state ({restored})")
+                progress.message(f"stopped: {history.stopped}")
+                _sync(params, packed)
+                return history
+            total += loss * (high - low)
+            progress.update(epoch, number + 1, len(bounds), total / high)
+        previous = (at_start, Xe, Ye)
+        record = {"epoch": epoch, "loss": total / rows}
+        if classify:
+            record["accuracy"] = accuracy(net, packed, X, Y)
+        if validation is not None:
+            record["val_loss"] = net.loss(packed, *validation)
+            if classify:
+                record["val_accuracy"] = accuracy(net, packed, *validation)
+        record["seconds"] = time.perf_counter() - began
+        history.records.append(record)
+        progress.epoch_done(record)
+        if checkpoint is not None:
+            checkpoints.save(checkpoint, packed, net.optimizer_state, net.model, epoch=epoch, seed=seed,
+                             optimizer=repr(net.optimizer), history=history.as_dict())
+        if early_stopping is not None:
+            monitored = record.get("val_loss", record["loss"])
+            if monitored < best[0]:
+                best = (monitored, epoch, _snapshot(packed, net.optimizer_state))
+            elif epoch - best[1] >= early_stopping:
+                _restore(best[2], packed, net.optimizer_state)
+                history.stopped = (f"early stopping at epoch {epoch}: no better "
+                                   f"{'validation' if validation is not None else 'training'} loss for "
+                                   f"{early_stopping} epochs; parameters of epoch {best[1]} restored")
+                progress.message(history.stopped)
+                break
+        if any(callback(record, packed) for callback in callbacks):
+            history.stopped = f"a callback stopped training after epoch {epoch}"
+            progress.message(history.stopped)
+            break
+    _sync(params, packed)
+    return history
+
+
+def _sync(params, packed):
+    if packed is not params:
+        for name in params:
+            params[name][...] = packed[name]
+
+
+def _load_state(net, saved, path):
+    expected = net.optimizer.state_names()
+    if sorted(saved) != sorted(expected):
+        raise ConfigurationError(f"checkpoint {str(path)!r} holds optimizer state {sorted(saved)}; "
+                                 f"{type(net.optimizer).__name__} needs {sorted(expected)}")
+    for name in expected:
+        net.optimizer_state[name][...] = saved[name]

@@ -1,0 +1,106 @@
+"""User-defined layers and trainable activation parameters: derived backward passes against central differences."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symnet as sn
+from symnet.errors import ConfigurationError
+from symnet.layers import J_SIZE, Layer, a, i, index, j, n
+from tests.test_network import central_differences, classification_data
+
+
+class Residual(Layer):
+    """z[n,i] = a[n,i] + Σ_j W[i,j] a[n,j] + b[i]."""
+
+    W, b = sp.IndexedBase("W", real=True), sp.IndexedBase("b", real=True)
+    forward_map = a[n, i] + sp.Sum(W[i, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i]
+    parameter_shapes = {W: ("out", "in"), b: ("out",)}
+
+
+class Bilinear(Layer):
+    """z[n,i] = Σ_j Σ_k U[i,j,k] a[n,j] a[n,k] + b[i]."""
+
+    U, b, k = sp.IndexedBase("U", real=True), sp.IndexedBase("b", real=True), index("k")
+    forward_map = sp.Sum(U[i, j, k] * a[n, j] * a[n, k], (j, 0, J_SIZE - 1), (k, 0, J_SIZE - 1)) + b[i]
+    parameter_shapes = {U: ("out", "in", "in"), b: ("out",)}
+
+
+def test_derived_vjps_of_a_residual_layer_read_as_the_textbook_formulas():
+    vjps = Residual(3, 3).vjps()
+    delta, W, r, q = sn.layers.delta, Residual.W, sn.layers.r, sn.layers.q
+    indices, expr = vjps[a]
+    assert indices == (r, q)
+    assert sp.simplify(expr - (delta[r, q] + sp.Sum(W[i, q] * delta[r, i], (i, 0, sn.layers.I_SIZE - 1)))) == 0
+
+
+@pytest.mark.parametrize("layer", [Residual(4, 4, "tanh"), Bilinear(4, 3, "sigmoid")], ids=["residual", "bilinear"])
+def test_user_defined_layer_gradients_and_training(layer):
+    model = sn.Sequential([sn.Dense(3, 4, "tanh"), layer, sn.Dense(layer.n_out, 2)], loss="softmax_cross_entropy",
+                          weight_decay=0.01)
+    net = model.compile(optimizer=sn.optim.Adam(lr=0.02))
+    params = net.init(seed=0)
+    X, Y = classification_data(12, 3, 2, seed=4)
+    _, grads = net.loss_and_grad(params, X, Y)
+    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-6, atol=1e-9)
+    losses = [net.step(params, X, Y) for _ in range(100)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_residual_layer_needs_equal_sizes_and_names_must_not_clash():
+    with pytest.raises(ConfigurationError, match="n_in = n_out"):
+        Residual(3, 4)
+    gamma = sp.Symbol("W", real=True)
+    clashing = sn.Activation("scaled", sn.activations.t * gamma, parameters={gamma: sn.activations.trainable(1.0)})
+    with pytest.raises(ConfigurationError, match="name of a layer parameter"):
+        sn.Dense(2, 2, clashing)
+
+
+def test_trainable_activation_parameters_are_initialised_learned_and_reported():
+    prelu, swish = sn.activations.prelu(gamma=0.2), sn.activations.swish(beta=1.5, learn=True)
+    model = sn.Sequential([sn.Dense(3, 5, prelu), sn.Dense(5, 4, swish), sn.Dense(4, 2)], loss="softmax_cross_entropy")
+    net = model.compile(optimizer=sn.optim.SGD(lr=0.1))
+    params = net.init(seed=0)
+    assert np.all(params["gamma1"] == 0.2) and params["gamma1"].shape == (5,)
+    assert np.all(params["beta2"] == 1.5) and params["beta2"].shape == (4,)
+    X, Y = classification_data(16, 3, 2, seed=1)
+    _, grads = net.loss_and_grad(params, X, Y)
+    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-6, atol=1e-9)
+    assert np.abs(grads["gamma1"]).max() > 0 and np.abs(grads["beta2"]).max() > 0
+    before = params["beta2"].copy()
+    net.step(params, X, Y)
+    assert np.array_equal(params["beta2"], before - 0.1 * grads["beta2"])
+    assert "trainable gamma1 (per neuron, starts at 0.2)" in model.summary()
+    assert r"\frac{\partial f_2}{\partial \beta}" in model.latex()
+
+
+def test_fixed_activation_parameters_are_substituted():
+    g = sp.Symbol("g", real=True)
+    scaled = sn.Activation("scaled_tanh", sp.tanh(g * sn.activations.t), parameters={"g": 2})
+    assert scaled.expr == sp.tanh(2 * sn.activations.t) and scaled.parameters == ()
+    with pytest.raises(sn.ExpressionError, match="symbols other than its input"):
+        sn.Activation("loose", sp.tanh(g * sn.activations.t))
+    with pytest.raises(ConfigurationError, match="must be a number or"):
+        sn.Activation("bad", sp.tanh(g * sn.activations.t), parameters={"g": "two"})
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "prelu"])
+def test_float32_network_agrees_with_float64(activation):
+    data = sn.datasets.load("digits")
+    X, Y = data.X[:64], data.Y[:64]
+    model = sn.Sequential([sn.Dense(64, 16, activation), sn.Dense(16, 10)], loss="softmax_cross_entropy",
+                          weight_decay=0.01)
+    single = model.compile(optimizer=sn.optim.Adam(lr=0.01), dtype="float32")
+    double = model.compile(optimizer=sn.optim.Adam(lr=0.01), dtype="float64")
+    assert single.path != double.path and "np.float32(" in single.path.read_text()
+    p32, p64 = single.init(seed=0), double.init(seed=0)
+    assert p32.flat.dtype == np.float32 and np.array_equal(p32.flat, p64.flat.astype(np.float32))
+    loss32, grads32 = single.loss_and_grad(p32, X, Y)
+    loss64, grads64 = double.loss_and_grad(p64, X, Y)
+    assert grads32.flat.dtype == np.float32
+    assert abs(loss32 - loss64) <= 1e-6 * loss64
+    assert np.abs(grads32.flat - grads64.flat).max() <= 1e-5 * np.abs(grads64.flat).max()
+    for _ in range(5):
+        single.step(p32, X, Y)
+        double.step(p64, X, Y)
+    assert p32.flat.dtype == np.float32 and np.abs(p32.flat - p64.flat).max() <= 1e-5

@@ -1,0 +1,97 @@
+"""Every optimizer, step for step, against an independent NumPy implementation of the notes' formulas."""
+
+import numpy as np
+import pytest
+
+import symnet as sn
+from symnet.errors import ConfigurationError
+
+STEPS = 60
+
+
+def linear_gradient(theta, X, Y):
+    """Analytic gradient of L = (1/N) Σ_n ½‖W x_n + b − y_n‖² for a 3 → 2 linear layer (θ = [W row-major, b])."""
+    W, b = theta[:6].reshape(2, 3), theta[6:]
+    delta = (X @ W.T + b - Y) / len(X)
+    return np.concatenate([(delta.T @ X).ravel(), delta.sum(axis=0)])
+
+
+def reference_run(name, hyper, theta, batches):
+    """The update rules as written in the issue, in NumPy."""
+    theta = theta.copy()
+    v, r, s = (np.zeros_like(theta) for _ in range(3))
+    history = []
+    for t, (X, Y) in enumerate(batches, start=1):
+        if name in ("Nesterov", "RMSPropNesterov"):
+            g = linear_gradient(theta + hyper["momentum"] * v, X, Y)
+        else:
+            g = linear_gradient(theta, X, Y)
+        lr = hyper["lr"]
+        if name in ("GD", "SGD"):
+            theta = theta - lr * g
+        elif name in ("Momentum", "Nesterov"):
+            v = hyper["momentum"] * v - lr * g
+            theta = theta + v
+        elif name == "AdaGrad":
+            r = r + g * g
+            theta = theta - lr / (hyper["eps"] + np.sqrt(r)) * g
+        elif name == "RMSProp":
+            r = hyper["decay"] * r + (1 - hyper["decay"]) * g * g
+            theta = theta - lr / (hyper["eps"] + np.sqrt(r)) * g
+        elif name == "RMSPropNesterov":
+            r = hyper["decay"] * r + (1 - hyper["decay"]) * g * g
+            v = hyper["momentum"] * v - lr / (hyper["eps"] + np.sqrt(r)) * g
+            theta = theta + v
+        elif name == "Adam":
+            s = hyper["beta1"] * s + (1 - hyper["beta1"]) * g
+            r = hyper["beta2"] * r + (1 - hyper["beta2"]) * g * g
+            s_hat = s / (1 - hyper["beta1"] ** t)
+            r_hat = r / (1 - hyper["beta2"] ** t)
+            theta = theta - lr * s_hat / (hyper["eps"] + np.sqrt(r_hat))
+        history.append(theta.copy())
+    return history
+
+
+HYPER = {
+    "GD": dict(lr=0.1), "SGD": dict(lr=0.1), "Momentum": dict(lr=0.05, momentum=0.9),
+    "Nesterov": dict(lr=0.05, momentum=0.8), "AdaGrad": dict(lr=0.1, eps=1e-7),
+    "RMSProp": dict(lr=0.01, decay=0.9, eps=1e-7), "RMSPropNesterov": dict(lr=0.01, decay=0.95, momentum=0.9, eps=1e-7),
+    "Adam": dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HYPER))
+def test_optimizer_matches_numpy_formulas(name):
+    rng = np.random.default_rng(7)
+    batches = [(rng.normal(size=(8, 3)), rng.normal(size=(8, 2))) for _ in range(STEPS)]
+    model = sn.Sequential([sn.Dense(3, 2)], loss="mse")
+    net = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    params = net.init(seed=3)
+    params["b1"][...] = rng.normal(size=2)
+    expected = reference_run(name, HYPER[name], params.flat.copy(), batches)
+    for step, (X, Y) in enumerate(batches):
+        net.step(params, X, Y)
+        scale = np.abs(expected[step]).max()
+        assert np.abs(params.flat - expected[step]).max() <= 1e-12 * scale, f"{name} differs at step {step + 1}"
+    if name == "Adam":
+        assert net.optimizer_state["step"][0] == STEPS
+
+
+def test_optimizer_lookup_and_bad_hyperparameters():
+    assert type(sn.optim.get("rmspropnesterov")).__name__ == "RMSPropNesterov"
+    with pytest.raises(ConfigurationError, match="unknown optimizer 'adamw'"):
+        sn.optim.get("adamw")
+    for make, message in [(lambda: sn.optim.SGD(lr=-1), "lr must be"),
+                          (lambda: sn.optim.RMSProp(decay=1.0), r"decay must be a number in \[0.0, 1.0\)"),
+                          (lambda: sn.optim.Adam(beta2=1.5), "beta2"),
+                          (lambda: sn.optim.Momentum(momentum=float("nan")), "momentum"),
+                          (lambda: sn.optim.AdaGrad(eps=0), "eps")]:
+        with pytest.raises(ConfigurationError, match=message):
+            make()
+
+
+def test_changing_the_learning_rate_reuses_the_module():
+    model = sn.Sequential([sn.Dense(3, 2)], loss="mse")
+    first = model.compile(optimizer=sn.optim.Adam(lr=0.1))
+    second = model.compile(optimizer=sn.optim.Adam(lr=0.001))
+    assert first.path == second.path and not second.written
