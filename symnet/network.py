@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from symnet.declare import losses
-from symnet.declare.layers import Dense
+from symnet.declare.layers import Dense, Dropout
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
@@ -40,6 +40,11 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ConfigurationError("Sequential needs at least one layer")
+        for number, layer in enumerate(self.layers):
+            if isinstance(layer, Dropout):
+                if number == 0 and layer.n_in is None:
+                    raise ConfigurationError("a Dropout first in the network needs its size: Dropout(p, size=n_inputs)")
+                layer.sized(self.layers[number - 1].n_out if number else layer.n_in)
         for number, (before, after) in enumerate(zip(self.layers, self.layers[1:]), start=2):
             if before.n_out != after.n_in:
                 raise ConfigurationError(
@@ -49,6 +54,11 @@ class Sequential:
         if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
             raise ConfigurationError(f"weight_decay must be a number ≥ 0, got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
+
+    @property
+    def noisy(self):
+        """True when a layer draws noise in training (Dropout): the generated functions then take a noise seed."""
+        return any(layer.noise is not None for layer in self.layers)
 
     def describe(self):
         sizes = "-".join(str(s) for s in [self.layers[0].n_in] + [layer.n_out for layer in self.layers])
@@ -155,6 +165,7 @@ class CompiledNetwork:
         if optimizer is not None and optimizer.lookahead is not None:
             self._buffers.append(np.zeros(self.size, dtype=dtype))           # the look-ahead point
         self.optimizer_state = optimizer.init_state(self.size, dtype) if optimizer else {}
+        self._noise_seeds = np.random.default_rng(0)
 
     def step_arguments(self):
         """Arguments of the generated ``train_step`` after ``(theta, X, Y)``: work buffers, optimizer state
@@ -229,26 +240,41 @@ class CompiledNetwork:
         """The network's output a_L for inputs X (batch, in)."""
         return np.array(self.module.predict(self.pack(params).flat, self._inputs(X)))
 
-    def loss(self, params, X, Y):
-        """Mean loss over the batch (with the weight-decay term)."""
-        X, Y = self._inputs(X, Y)
-        return float(self.module.loss_value(self.pack(params).flat, X, Y))
+    def noise(self, noise_seed):
+        """The generated functions' noise argument: ``[]`` without Dropout; else ``[seed]``, −1 (no dropout) for None."""
+        if not self.model.noisy:
+            return []
+        if noise_seed is None:
+            return [-1]
+        if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) or not 0 <= noise_seed < 2**31:
+            raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {noise_seed!r}")
+        return [int(noise_seed)]
 
-    def loss_and_grad(self, params, X, Y):
-        """``(loss, grads)``; grads has the same keys and shapes as params."""
+    def loss(self, params, X, Y, noise_seed=None):
+        """Mean loss over the batch (with the weight-decay term); with ``noise_seed``, dropout masks drawn from it."""
+        X, Y = self._inputs(X, Y)
+        return float(self.module.loss_value(self.pack(params).flat, X, Y, *self.noise(noise_seed)))
+
+    def loss_and_grad(self, params, X, Y, noise_seed=None):
+        """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`."""
         X, Y = self._inputs(X, Y)
         gradient = np.zeros(self.size, dtype=self.dtype)
-        loss = float(self.module.loss_and_gradient(self.pack(params).flat, X, Y, gradient))
+        loss = float(self.module.loss_and_gradient(self.pack(params).flat, X, Y, *self.noise(noise_seed), gradient))
         return loss, Parameters(gradient, self.layout)
 
-    def step(self, params, X, Y):
-        """One training step in place (forward, back-propagation, optimizer update); returns the loss before it."""
+    def step(self, params, X, Y, noise_seed=None):
+        """One training step in place (forward, back-propagation, optimizer update); returns the loss before it.
+
+        Dropout is active: its masks are drawn from ``noise_seed``, or from the network's own seeded sequence.
+        """
         if self.optimizer is None:
             raise ConfigurationError("this network was compiled without an optimizer; "
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
         X, Y = self._inputs(X, Y)
         packed = self.pack(params)
-        loss = float(self.module.train_step(packed.flat, X, Y, *self.step_arguments()))
+        if noise_seed is None and self.model.noisy:
+            noise_seed = int(self._noise_seeds.integers(2**31))
+        loss = float(self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), *self.step_arguments()))
         if packed is not params:
             for name in params:
                 params[name][...] = packed[name]

@@ -104,3 +104,56 @@ def test_float32_network_agrees_with_float64(activation):
         single.step(p32, X, Y)
         double.step(p64, X, Y)
     assert p32.flat.dtype == np.float32 and np.abs(p32.flat - p64.flat).max() <= 1e-5
+
+
+def test_dropout_masks_are_seeded_inverted_and_only_in_training(tmp_path):
+    model = sn.Sequential([sn.Dense(4, 6, "tanh"), sn.Dropout(0.25), sn.Dense(6, 3)], loss="softmax_cross_entropy")
+    plain = sn.Sequential([sn.Dense(4, 6, "tanh"), sn.Dense(6, 3)], loss="softmax_cross_entropy")
+    net, reference = model.compile(optimizer=sn.optim.SGD(lr=0.1)), plain.compile()
+    params = net.init(seed=0)
+    same = {"W1": params["W1"], "b1": params["b1"], "W2": params["W3"], "b2": params["b3"]}
+    X, Y = classification_data(10, 4, 3, seed=5)
+    # outside training the layer is the identity
+    assert net.loss(params, X, Y) == reference.loss(same, X, Y)
+    np.testing.assert_array_equal(net.predict(params, X), reference.predict(same, X))
+    # in training the mask is fixed by the seed, and the derived gradient is that of the masked loss
+    assert net.loss(params, X, Y, noise_seed=7) == net.loss(params, X, Y, noise_seed=7) != net.loss(params, X, Y,
+                                                                                                     noise_seed=8)
+    _, grads = net.loss_and_grad(params, X, Y, noise_seed=7)
+    flat = params.flat
+    numeric = np.zeros_like(flat)
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + 1e-6
+        plus = net.loss(params, X, Y, noise_seed=7)
+        flat[k] = old - 1e-6
+        minus = net.loss(params, X, Y, noise_seed=7)
+        flat[k] = old
+        numeric[k] = (plus - minus) / 2e-6
+    np.testing.assert_allclose(grads.flat, numeric, rtol=1e-6, atol=1e-9)
+    # inverted dropout: a kept unit is scaled by 1/(1 − p), and about p of the units are dropped
+    wide = sn.Sequential([sn.Dropout(0.25, size=400)], loss="mse").compile()
+    ones = np.ones((50, 400))
+    half_sum_of_squares = wide.loss({}, ones, np.zeros((50, 400)), noise_seed=3)   # mean over samples of ½ Σ_k m_k²
+    kept_share = half_sum_of_squares / (0.5 * 400 * (1 / 0.75) ** 2)               # every kept m_k is 1/(1 − p)
+    assert abs(kept_share - 0.75) < 0.02
+    assert wide.loss({}, ones, np.zeros((50, 400))) == 200.0                          # no mask outside training
+
+
+def test_dropout_training_resumes_bit_identically(tmp_path):
+    model = sn.Sequential([sn.Dense(4, 8, "relu"), sn.Dropout(0.5), sn.Dense(8, 3)], loss="softmax_cross_entropy")
+    X, Y = classification_data(40, 4, 3, seed=6)
+    straight = model.compile(optimizer=sn.optim.Momentum(lr=0.05))
+    expected = straight.init(seed=1)
+    sn.fit(straight, expected, X, Y, epochs=4, batch_size=8, seed=2)
+    first = model.compile(optimizer=sn.optim.Momentum(lr=0.05))
+    params = first.init(seed=1)
+    sn.fit(first, params, X, Y, epochs=2, batch_size=8, seed=2, checkpoint=tmp_path / "d.npz")
+    again = model.compile(optimizer=sn.optim.Momentum(lr=0.05))
+    resumed = again.init(seed=1)
+    sn.fit(again, resumed, X, Y, epochs=4, batch_size=8, resume=tmp_path / "d.npz")
+    assert np.array_equal(resumed.flat, expected.flat)
+    with pytest.raises(ConfigurationError, match="probability"):
+        sn.Dropout(1.0)
+    with pytest.raises(ConfigurationError, match="size"):
+        sn.Sequential([sn.Dropout(0.1), sn.Dense(3, 2)])

@@ -49,6 +49,7 @@ class Layer:
 
     forward_map = None
     parameter_shapes = {}
+    noise = None          # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
     def __init__(self, n_in, n_out, activation=None, init=None):
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
@@ -99,6 +100,40 @@ class Dense(Layer):
     b = sp.IndexedBase("b", real=True)
     forward_map = sp.Sum(W[i, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i]
     parameter_shapes = {W: ("out", "in"), b: ("out",)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: ``z[n,i] = a[n,i] · M[n,i]`` with the mask M[n,i] = 1/(1 − p) with probability 1 − p,
+    else 0, drawn per sample and unit in training (from the step's noise seed) and M = 1 otherwise.
+
+    Its size comes from the layer before it (give ``size`` when it is the first layer).  The backward pass,
+    δ_in = δ ⊙ M, is derived from the map like any other layer's.
+    """
+
+    M = sp.IndexedBase("M", real=True)
+    forward_map = a[n, i] * M[n, i]
+    parameter_shapes = {}
+    noise = M
+
+    def __init__(self, p, size=None):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ConfigurationError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        self.n_in = self.n_out = None if size is None else _positive_int(size, "size", "Dropout")
+        self.activation = activations.get(None)
+        self.init = None
+
+    def sized(self, size):
+        """This layer with its size set (from the layer before it)."""
+        if self.n_in is None:
+            self.n_in = self.n_out = size
+        return self
+
+    def __repr__(self):
+        return f"Dropout({self.p}, size={self.n_in})"
+
+    def definition(self):
+        return f"Dropout({self.p},{self.n_in})"
 
 
 @lru_cache(maxsize=None)

@@ -101,6 +101,8 @@ class NetworkModule:
                 self.shapes[f"grad_{base}{number}"] = shape
             for prefix in ("z", "a", "delta", "fprime"):
                 self.shapes[f"{prefix}{number}"] = ("batch", layer.n_out)
+            if layer.noise is not None:
+                self.shapes[f"{layer.noise}{number}"] = ("batch", layer.n_out)
 
     def p(self, expr):
         return self.printer.doprint(expr)
@@ -177,7 +179,12 @@ class NetworkModule:
               f"a{number} = f(z{number}), f(t) = {f.expr}")
             summed = [t for t in terms(mapped) if t.summed]
             elementwise = [t for t in terms(mapped) if not t.summed]
-            self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
+            if layer.noise is not None:
+                self._draw_noise(w, layer, number)
+            if summed:
+                self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
+            else:
+                w(f"z{number} = np.zeros((batch, {layer.n_out}), dtype=np.{self.dtype})")
             identity = f.expr == f.variable
             if not identity:
                 w(f"a{number} = np.empty_like(z{number})")
@@ -269,7 +276,30 @@ class NetworkModule:
 
     @staticmethod
     def _parameter_names(layer, number):
-        return {base: f"{base}{number}" for base, _ in layer.parameters}
+        """{base: generated array name} for the layer's parameters and its noise."""
+        names = {base: f"{base}{number}" for base, _ in layer.parameters}
+        if layer.noise is not None:
+            names[layer.noise] = f"{layer.noise}{number}"
+        return names
+
+    def _draw_noise(self, w, layer, number):
+        """Dropout's mask: 1/(1 − p) with probability 1 − p in training (noise_seed ≥ 0), else 1."""
+        mask = f"{layer.noise}{number}"
+        keep = self.p(sp.nsimplify(1 - layer.p))
+        w(f"# inverted dropout, p = {layer.p}: in training {mask}[n, i] = 1/(1 − p) with probability 1 − p, else 0; "
+          f"outside training {mask} = 1")
+        w(f"{mask} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        w("if noise_seed >= 0:")
+        with w.block():
+            w("for n in range(batch):")
+            with w.block():
+                w(f"for i in range({layer.n_out}):")
+                with w.block():
+                    w(f"{mask}[n, i] = {self.p(1 / sp.nsimplify(1 - layer.p))} if np.random.random() < {keep} "
+                      f"else {self.p(sp.Float(0))}")
+        w("else:")
+        with w.block():
+            w(f"{mask}[:] = {self.p(sp.Integer(1))}")
 
     @staticmethod
     def _activation_parameters(layer, number, column):
@@ -365,6 +395,13 @@ class NetworkModule:
         with w.block():
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
+            if self.model.noisy:
+                if "noise_seed" in arguments:
+                    w("if noise_seed >= 0:")
+                    with w.block():
+                        w("np.random.seed(noise_seed)")
+                else:
+                    w("noise_seed = -1   # no dropout outside training")
             if with_loss:
                 w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
                   else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
@@ -382,6 +419,9 @@ class NetworkModule:
             self.weight_decay(w, with_gradient)
             w("return loss")
 
+    def _noise_argument(self):
+        return ["noise_seed"] if self.model.noisy else []
+
     def optimizer_step(self, w):
         optimizer = self.optimizer
         rule = optimizer.rule()
@@ -393,7 +433,9 @@ class NetworkModule:
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
         printer = NumbaPrinter(self.dtype, local)
         buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
-        arguments = ["theta", "X", "Y", *buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
+        arguments = ["theta", "X", "Y", *self._noise_argument(), *buffers, *optimizer.state_names(),
+                     *(h.name for h in optimizer.hyperparameters)]
+        seed = "".join(", " + name for name in self._noise_argument())
         w("")
         w("")
         w("@numba.njit(cache=True)")
@@ -401,14 +443,14 @@ class NetworkModule:
         with w.block():
             w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated."""')
             if optimizer.lookahead is None:
-                w("loss = loss_and_gradient(theta, X, Y, gradient)")
+                w(f"loss = loss_and_gradient(theta, X, Y{seed}, gradient)")
             else:
                 w(f"# look-ahead: the gradient is evaluated at {optimizer.lookahead}")
                 w("for k in range(theta.shape[0]):")
                 with w.block():
                     point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
                     w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
-                w("loss = loss_and_gradient(lookahead, X, Y, gradient)")
+                w(f"loss = loss_and_gradient(lookahead, X, Y{seed}, gradient)")
             if optimizer.counts_steps:
                 w(f"{opt.STEP}[0] += 1.0")
                 w(f"t = {opt.STEP}[0]")
@@ -433,10 +475,12 @@ class NetworkModule:
         w(modules.header(f"Compiled network {model.describe()}", self.digest, description).rstrip("\n"))
         self.function(w, "predict", ["theta", "X"], "Network output a_L for inputs X (batch, in).",
                       with_loss=False, with_gradient=False)
-        self.function(w, "loss_value", ["theta", "X", "Y"], "Mean loss over the batch.",
+        noise = " With noise_seed ≥ 0 the dropout masks are drawn from it (training); −1 turns them off."
+        noise = noise if self.model.noisy else ""
+        self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
-        self.function(w, "loss_and_gradient", ["theta", "X", "Y", "gradient"],
-                      "Mean loss; fills gradient (flat, same layout as theta) by back-propagation.",
+        self.function(w, "loss_and_gradient", ["theta", "X", "Y", *self._noise_argument(), "gradient"],
+                      "Mean loss; fills gradient (flat, same layout as theta) by back-propagation." + noise,
                       with_loss=True, with_gradient=True)
         if self.optimizer is not None:
             self.optimizer_step(w)

@@ -103,6 +103,13 @@ def accuracy(net, params, X, Y):
     return float(np.mean(predicted == labels_of(Y)))
 
 
+def noise_seeds(net, seed, epoch, steps):
+    """Each step's noise argument (Dropout masks): drawn from (seed, epoch), so resuming repeats them."""
+    if not net.model.noisy:
+        return [[]] * steps
+    return [[int(s)] for s in np.random.default_rng([seed, epoch, 1]).integers(0, 2**31, size=steps)]
+
+
 def _snapshot(params, state):
     return params.flat.copy(), {name: value.copy() for name, value in state.items()}
 
@@ -171,22 +178,25 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
         began = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(rows)
         Xe, Ye = X[order], Y[order]
+        noise = noise_seeds(net, seed, epoch, len(bounds))
         at_start = _snapshot(packed, net.optimizer_state)
         total = 0.0
         for number, (low, high) in enumerate(bounds):
-            loss = step(packed.flat, Xe[low:high], Ye[low:high], *arguments)
+            loss = step(packed.flat, Xe[low:high], Ye[low:high], *noise[number], *arguments)
             if not math.isfinite(loss):
                 # the last finite state is the one before the previous step: replay up to it
                 if number == 0 and previous is not None:
                     replay, restored = (previous, bounds[:-1]), f"before the last step of epoch {epoch - 1}"
                 elif number == 0:
-                    replay, restored = ((at_start, Xe, Ye), []), f"the start of epoch {epoch}"
+                    replay, restored = ((at_start, Xe, Ye, noise), []), f"the start of epoch {epoch}"
                 else:
-                    replay, restored = ((at_start, Xe, Ye), bounds[:number - 1]), f"before step {number} of epoch {epoch}"
-                (snapshot, Xr, Yr), steps = replay
+                    replay, restored = ((at_start, Xe, Ye, noise), bounds[:number - 1]), \
+                        f"before step {number} of epoch {epoch}"
+                (snapshot, Xr, Yr, noise_r), steps = replay
                 _restore(snapshot, packed, net.optimizer_state)
-                for replay_low, replay_high in steps:
-                    step(packed.flat, Xr[replay_low:replay_high], Yr[replay_low:replay_high], *arguments)
+                for replayed, (replay_low, replay_high) in enumerate(steps):
+                    step(packed.flat, Xr[replay_low:replay_high], Yr[replay_low:replay_high], *noise_r[replayed],
+                         *arguments)
                 history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
                                    f"optimizer state restored to the last finite state ({restored})")
                 progress.message(f"stopped: {history.stopped}")
@@ -194,7 +204,7 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
                 return history
             total += loss * (high - low)
             progress.update(epoch, number + 1, len(bounds), total / high)
-        previous = (at_start, Xe, Ye)
+        previous = (at_start, Xe, Ye, noise)
         record = {"epoch": epoch, "loss": total / rows}
         if classify:
             record["accuracy"] = accuracy(net, packed, X, Y)
