@@ -8,6 +8,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from symnet.errors import SymnetError
 
 SIMPLIFIED_WIDTH = 60
@@ -49,6 +51,10 @@ def build_parser():
     swell.add_argument("expression", nargs="?", help="expression text (or use --logistic-map)")
     swell.add_argument("--wrt", help="variable(s) for a user expression, e.g. x")
     swell.add_argument("--logistic-map", type=int, metavar="N", help="the table of Baydin et al. for l_1..l_N")
+    swell.add_argument("--network", metavar="MODEL", help="a small model (built-in name or .py file): its whole "
+                       "unrolled gradient, naive vs CSE vs reverse vs layer-level")
+    swell.add_argument("--samples", type=int, default=4, help="samples of the model's data in the unrolled loss "
+                                                               "(with --network; default 4)")
     swell.add_argument("--json", action="store_true", help='print {"rows": [...]}')
     swell.set_defaults(run=_swell)
 
@@ -130,9 +136,11 @@ def _swell(args):
     from symnet.expression import as_expression, as_symbols, logistic_map_swell, swell_row
     from symnet.report import format_table
 
-    if (args.logistic_map is None) == (args.expression is None):
-        raise SymnetError("give either an EXPRESSION with --wrt, or --logistic-map N")
-    if args.logistic_map is not None:
+    if sum(x is not None for x in (args.logistic_map, args.expression, args.network)) != 1:
+        raise SymnetError("give one of: an EXPRESSION with --wrt, --logistic-map N, --network MODEL")
+    if args.network is not None:
+        rows = [_network_swell(args.network, args.samples)]
+    elif args.logistic_map is not None:
         if not 1 <= args.logistic_map <= 14:
             raise SymnetError(f"--logistic-map takes N from 1 to 14, got {args.logistic_map}")
         rows = logistic_map_swell(args.logistic_map)
@@ -144,10 +152,31 @@ def _swell(args):
     if args.json:
         print(json.dumps({"rows": rows}, indent=2))
         return 0
+    if args.network is not None:
+        print(format_table(rows, list(rows[0])))
+        return 0
     columns = [c for c in rows[0] if c != "simplified"]
     shown = [dict(r, simplified=_shorten(r["simplified"])) for r in rows]
     print(format_table(shown, columns + ["simplified"]))
     return 0
+
+
+MAX_UNROLLED_PARAMETERS = 100
+
+
+def _network_swell(spec, samples):
+    from symnet import models
+    from symnet.expression import network_swell
+
+    recipe = models.recipe(spec)
+    if samples < 1:
+        raise SymnetError(f"--samples must be at least 1, got {samples}")
+    size = sum(int(np.prod(shape)) for layer in recipe.model.layers for _, shape in layer.parameters)
+    if size > MAX_UNROLLED_PARAMETERS:
+        raise SymnetError(f"{recipe.model.describe()} has {size} parameters; the unrolled gradient is for networks "
+                          f"of at most {MAX_UNROLLED_PARAMETERS} (its naive form grows exponentially with depth)")
+    X, Y, *_ = recipe.prepared_data()
+    return network_swell(recipe.model, X[:samples], Y[:samples])
 
 
 def _train(args):

@@ -229,3 +229,24 @@ def logistic_map_swell(n_max):
         rows.append(swell_row(logistic_map(n, x), x, n=n, simplified=polynomial.diff(x).as_expr()))
         polynomial = 4 * polynomial * (1 - polynomial)
     return rows
+
+
+def network_swell(model, X, Y):
+    """The swell of a small network's full gradient: the unrolled loss (one scalar expression in every
+    parameter) differentiated naively, after CSE and in reverse mode, against the layer-level derivation.
+
+    ``layered_ops`` counts the operations of everything symnet derives per layer type (the VJPs, each f'
+    and ∂f/∂γ, the loss gradient): it does not grow with the number of parameters or samples.
+    """
+    from symnet.network import unrolled_loss
+
+    expr, symbols = unrolled_loss(model, X, Y)
+    d = derive(expr, symbols)
+    layered = [model.loss.gradient]
+    for layer in model.layers:
+        layered += [vjp for _, vjp in layer.vjps().values()]
+        layered += [layer.activation.derivative, *layer.activation.parameter_derivatives.values()]
+    return {"network": model.describe(), "samples": len(X), "parameters": len(symbols),
+            "forward_ops": count_ops(expr), "forward_dag_ops": d.forward_cse.ops,
+            "naive_ops": sum(count_ops(g) for g in d.naive), "cse_ops": d.cse.ops, "reverse_ops": d.reverse.ops,
+            "layered_ops": sum(count_ops(e) for e in layered)}

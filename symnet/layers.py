@@ -11,7 +11,9 @@ input ``a[n, j]`` and ``parameter_shapes``; its backward pass is derived::
         parameter_shapes = {W: ("out", "in"), b: ("out",)}
 """
 
-from symnet.declare.layers import I_SIZE, J_SIZE, N, Dense, Dropout, Layer, a, delta, i, j, n, p, q, r
+from symnet.declare.layers import (I_SIZE, J_SIZE, K_SIZE, N, Dense, Dropout, Layer, Maxout, Softmax, a, delta, i, j,
+                                   k, n, p, q, r)
 from symnet.indexed import index
 
-__all__ = ["Layer", "Dense", "Dropout", "a", "delta", "n", "i", "j", "p", "q", "r", "N", "I_SIZE", "J_SIZE", "index"]
+__all__ = ["Layer", "Dense", "Dropout", "Maxout", "Softmax", "a", "delta", "n", "i", "j", "k", "p", "q", "r", "N", "I_SIZE",
+           "J_SIZE", "K_SIZE", "index"]

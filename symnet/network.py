@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from symnet.declare import losses
-from symnet.declare.layers import Dense, Dropout
+from symnet.declare.layers import Dense, SizedByPredecessor
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
@@ -41,9 +41,10 @@ class Sequential:
         if not self.layers:
             raise ConfigurationError("Sequential needs at least one layer")
         for number, layer in enumerate(self.layers):
-            if isinstance(layer, Dropout):
+            if isinstance(layer, SizedByPredecessor):
                 if number == 0 and layer.n_in is None:
-                    raise ConfigurationError("a Dropout first in the network needs its size: Dropout(p, size=n_inputs)")
+                    raise ConfigurationError(f"a {layer.kind} first in the network needs its size: "
+                                             f"{layer.kind}(..., size=n_inputs)")
                 layer.sized(self.layers[number - 1].n_out if number else layer.n_in)
         for number, (before, after) in enumerate(zip(self.layers, self.layers[1:]), start=2):
             if before.n_out != after.n_in:

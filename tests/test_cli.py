@@ -45,7 +45,7 @@ def test_swell_of_a_user_expression(capsys):
     (["derive", "x**2", "--wrt", "x", "--at", "x"], "expected name=value"),
     (["derive", "x*y", "--wrt", "x", "--at", "x=1"], "no value for y"),
     (["derive", "x**2"], "required: --wrt"),
-    (["swell"], "either an EXPRESSION"),
+    (["swell"], "give one of: an EXPRESSION"),
     (["swell", "--logistic-map", "0"], "from 1 to 14"),
     (["nonsense"], "invalid choice"),
 ])

@@ -157,3 +157,50 @@ def test_dropout_training_resumes_bit_identically(tmp_path):
         sn.Dropout(1.0)
     with pytest.raises(ConfigurationError, match="size"):
         sn.Sequential([sn.Dropout(0.1), sn.Dense(3, 2)])
+
+
+@pytest.mark.parametrize("position", ["hidden", "output"])
+def test_maxout_matches_a_numpy_forward_and_central_differences(position):
+    if position == "hidden":
+        model = sn.Sequential([sn.Maxout(3, 4, pieces=3), sn.Dense(4, 2)], loss="softmax_cross_entropy",
+                              weight_decay=0.01)
+    else:
+        model = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Maxout(4, 2, pieces=2)], loss="mse")
+    net = model.compile(optimizer=sn.optim.Adam(lr=0.01))
+    params = net.init(seed=0)
+    X, Y = classification_data(8, 3, 2, seed=9)
+    # NumPy: z[n,i,k] = Σ_j W[i,k,j] x[n,j] + b[i,k], a = max_k z
+    hidden = X if position == "hidden" else np.tanh(X @ params["W1"].T + params["b1"])
+    W, b = (params["W1"], params["b1"]) if position == "hidden" else (params["W2"], params["b2"])
+    pieces = (np.einsum("ikj,nj->nik", W, hidden) + b).max(axis=2)
+    expected = pieces @ params["W2"].T + params["b2"] if position == "hidden" else pieces
+    np.testing.assert_allclose(net.predict(params, X), expected, rtol=1e-13, atol=1e-14)
+    _, grads = net.loss_and_grad(params, X, Y)
+    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-6, atol=1e-9)
+    losses = [net.step(params, X, Y) for _ in range(50)]
+    assert losses[-1] < 0.6 * losses[0]
+    assert sn.Maxout(3, 4, pieces=3).parameters[0][1] == (4, 3, 3)
+    with pytest.raises(ConfigurationError, match="pieces"):
+        sn.Maxout(3, 4, pieces=0)
+
+
+def test_standalone_softmax_with_cross_entropy_equals_softmax_cross_entropy_on_logits():
+    logits = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Dense(4, 3)], loss="softmax_cross_entropy").compile()
+    probabilities = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Dense(4, 3), sn.Softmax()], loss="cross_entropy")
+    net = probabilities.compile(optimizer=sn.optim.SGD(lr=0.1))
+    params = net.init(seed=0)
+    X, Y = classification_data(10, 3, 3, seed=3)
+    loss_a, grads_a = net.loss_and_grad(params, X, Y)
+    loss_b, grads_b = logits.loss_and_grad(params, X, Y)
+    assert abs(loss_a - loss_b) <= 1e-14 * loss_b
+    np.testing.assert_allclose(grads_a.flat, grads_b.flat, rtol=1e-12, atol=1e-15)
+    derived = sn.Softmax(3).vjps()[a][1]
+    s, delta, r, q = sn.Softmax.output, sn.layers.delta, sn.layers.r, sn.layers.q
+    assert sp.expand(derived - s[r, q] * (delta[r, q] - sp.Sum(delta[r, i] * s[r, i], (i, 0, sn.layers.I_SIZE - 1)))) == 0
+    # stable at extreme inputs; rows sum to one
+    extreme = sn.Sequential([sn.Softmax(3)], loss="mse").compile()
+    out = extreme.predict({}, np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]]))
+    np.testing.assert_allclose(out, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-15, atol=0)
+    _, grads = sn.Sequential([sn.Dense(3, 3), sn.Softmax()], loss="mse").compile().loss_and_grad(
+        {"W1": np.eye(3) * 500, "b1": np.zeros(3)}, np.array([[2.0, -2.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
+    assert np.isfinite(grads.flat).all()

@@ -17,13 +17,16 @@ from functools import lru_cache
 import sympy as sp
 
 from symnet.declare import activations
-from symnet.errors import ConfigurationError
+from symnet.errors import ConfigurationError, DifferentiationError
 from symnet.indexed import contract, index
 
-n, i, j, p, q, r = (index(name) for name in "nijpqr")
+n, i, j, k, p, q, r = (index(name) for name in "nijkpqr")
 N = sp.Symbol("N", integer=True, positive=True)       # batch size
 I_SIZE = sp.Symbol("I", integer=True, positive=True)  # output units
 J_SIZE = sp.Symbol("J", integer=True, positive=True)  # input units
+K_SIZE = sp.Symbol("K", integer=True, positive=True)  # Maxout pieces
+RANGES = {n: N, i: I_SIZE, k: K_SIZE}
+"""The extent of each output index of a forward map."""
 a = sp.IndexedBase("a", real=True)                    # the layer's input
 delta = sp.IndexedBase("delta", real=True)            # ∂L/∂z, the upstream gradient
 SOURCE_INDICES = ((p,), (p, q), (p, q, r))
@@ -49,6 +52,7 @@ class Layer:
 
     forward_map = None
     parameter_shapes = {}
+    output_indices = (n, i)   # or (n, i, k): the layer's output is then max_k z[n, i, k] (Maxout)
     noise = None          # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
     def __init__(self, n_in, n_out, activation=None, init=None):
@@ -76,12 +80,16 @@ class Layer:
     @property
     def parameters(self):
         """``[(base, shape)]`` in storage order: the forward map's, then the activation's trainable parameters."""
-        sizes = {"out": self.n_out, "in": self.n_in}
+        sizes = self.sizes()
         result = [(base, tuple(sizes.get(extent, extent) for extent in shape))
                   for base, shape in self.parameter_shapes.items()]
         for parameter, spec in self.activation.parameters:
             result.append((sp.IndexedBase(parameter.name, real=True), (1,) if spec.shared else (self.n_out,)))
         return result
+
+    def sizes(self):
+        """The named extents that ``parameter_shapes`` may use."""
+        return {"out": self.n_out, "in": self.n_in}
 
     def definition(self):
         """Text that identifies this layer for the content hash."""
@@ -90,7 +98,7 @@ class Layer:
 
     def vjps(self):
         """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter."""
-        return _derived_vjps(self.forward_map, tuple(self.parameter_shapes))
+        return _derived_vjps(self.forward_map, tuple(self.parameter_shapes), self.output_indices)
 
 
 class Dense(Layer):
@@ -102,24 +110,40 @@ class Dense(Layer):
     parameter_shapes = {W: ("out", "in"), b: ("out",)}
 
 
-class Dropout(Layer):
-    """Inverted dropout: ``z[n,i] = a[n,i] · M[n,i]`` with the mask M[n,i] = 1/(1 − p) with probability 1 − p,
-    else 0, drawn per sample and unit in training (from the step's noise seed) and M = 1 otherwise.
+class Maxout(Layer):
+    """Maxout: ``z[n,i,k] = Σ_j W[i,k,j] a[n,j] + b[i,k]`` for k < ``pieces``, then ``a'[n,i] = max_k z[n,i,k]``.
 
-    Its size comes from the layer before it (give ``size`` when it is the first layer).  The backward pass,
-    δ_in = δ ⊙ M, is derived from the map like any other layer's.
+    The VJPs of the linear map are derived; the max passes δ to the piece that
+    won (the first one on a tie): ∂ max_k z_k / ∂z_k = [k = argmax].
     """
 
-    M = sp.IndexedBase("M", real=True)
-    forward_map = a[n, i] * M[n, i]
-    parameter_shapes = {}
-    noise = M
+    W = sp.IndexedBase("W", real=True)
+    b = sp.IndexedBase("b", real=True)
+    forward_map = sp.Sum(W[i, k, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i, k]
+    parameter_shapes = {W: ("out", "pieces", "in"), b: ("out", "pieces")}
+    output_indices = (n, i, k)
 
-    def __init__(self, p, size=None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
-            raise ConfigurationError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
-        self.p = float(p)
-        self.n_in = self.n_out = None if size is None else _positive_int(size, "size", "Dropout")
+    def __init__(self, n_in, n_out, pieces=2, init=None):
+        self.pieces = _positive_int(pieces, "pieces", "Maxout")
+        super().__init__(n_in, n_out, None, init)
+
+    def __repr__(self):
+        return f"Maxout({self.n_in}, {self.n_out}, pieces={self.pieces})"
+
+    def sizes(self):
+        return {**super().sizes(), "pieces": self.pieces}
+
+    def definition(self):
+        return f"Maxout({self.n_in},{self.n_out},{self.pieces},{self.init})"
+
+
+class SizedByPredecessor(Layer):
+    """A layer without parameters whose size is that of the layer before it (give ``size`` when it comes first)."""
+
+    parameter_shapes = {}
+
+    def __init__(self, size=None):
+        self.n_in = self.n_out = None if size is None else _positive_int(size, "size", type(self).__name__)
         self.activation = activations.get(None)
         self.init = None
 
@@ -129,6 +153,59 @@ class Dropout(Layer):
             self.n_in = self.n_out = size
         return self
 
+
+class Softmax(SizedByPredecessor):
+    """Softmax on its own: ``a'[n,i] = exp(a[n,i]) / Σ_j exp(a[n,j])``, for losses on probabilities
+    (``cross_entropy``, ``mse``).  Prefer a linear last layer with ``softmax_cross_entropy``, which is stabler.
+
+    The VJP is derived from the map and rewritten with the stored output
+    ``s = a'`` (exp(a[n,x]) = s[n,x] Σ_j exp(a[n,j])), which SymPy reduces to
+    ``s[r,q] (δ[r,q] − Σ_i δ[r,i] s[r,i])``; the forward pass is evaluated
+    with the max shift, exp(a − m)/Σ exp(a − m).
+    """
+
+    forward_map = sp.exp(a[n, i]) / sp.Sum(sp.exp(a[n, j]), (j, 0, J_SIZE - 1))
+    output = sp.IndexedBase("s", real=True)
+
+    def __repr__(self):
+        return f"Softmax(size={self.n_in})"
+
+    def definition(self):
+        return f"Softmax({self.n_in})"
+
+    def vjps(self):
+        indices, derived = _derived_vjps(self.forward_map, (), self.output_indices)[a]
+        row = indices[0]
+        normaliser = sp.Symbol("S", positive=True)
+        (denominator,) = self.forward_map.atoms(sp.Sum)
+        denominator = denominator.xreplace({n: row})
+        rewritten = derived.xreplace({denominator: normaliser}).replace(
+            lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed) and e.args[0].base == a,
+            lambda e: self.output[e.args[0].indices] * normaliser)
+        rewritten = sp.factor_terms(sp.expand(rewritten))
+        if rewritten.has(normaliser) or rewritten.has(sp.exp):
+            raise DifferentiationError(f"the softmax VJP did not reduce to the stored output: {rewritten}")
+        return {a: (indices, rewritten)}
+
+
+class Dropout(SizedByPredecessor):
+    """Inverted dropout: ``z[n,i] = a[n,i] · M[n,i]`` with the mask M[n,i] = 1/(1 − p) with probability 1 − p,
+    else 0, drawn per sample and unit in training (from the step's noise seed) and M = 1 otherwise.
+
+    Its size comes from the layer before it (give ``size`` when it is the first layer).  The backward pass,
+    δ_in = δ ⊙ M, is derived from the map like any other layer's.
+    """
+
+    M = sp.IndexedBase("M", real=True)
+    forward_map = a[n, i] * M[n, i]
+    noise = M
+
+    def __init__(self, p, size=None):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+            raise ConfigurationError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
+        self.p = float(p)
+        super().__init__(size)
+
     def __repr__(self):
         return f"Dropout({self.p}, size={self.n_in})"
 
@@ -137,13 +214,14 @@ class Dropout(Layer):
 
 
 @lru_cache(maxsize=None)
-def _derived_vjps(forward_map, parameters):
+def _derived_vjps(forward_map, parameters, output_indices=(n, i)):
     result = {}
+    limits = [(index_, 0, RANGES[index_] - 1) for index_ in output_indices]
     for base in (a, *parameters):
         rank = max(len(e.indices) for e in forward_map.atoms(sp.Indexed) if e.base == base)
         indices = SOURCE_INDICES[rank - 1]
         if base == a:
             indices = (r, q)          # the input's sample index must not clash with n
-        total = sp.Sum(delta[n, i] * sp.diff(forward_map, base[indices]), (n, 0, N - 1), (i, 0, I_SIZE - 1))
+        total = sp.Sum(delta[output_indices] * sp.diff(forward_map, base[indices]), *limits)
         result[base] = (indices, contract(total))
     return result

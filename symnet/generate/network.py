@@ -53,6 +53,11 @@ def _arrays(expr, names):
     return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
 
 
+def _pieces(layer):
+    """True for a layer whose output is a max over its last output index (Maxout)."""
+    return len(layer.output_indices) == 3
+
+
 def _hoist(expr, scalars, hoisted):
     """Replace the largest subexpressions of ``expr`` in ``scalars`` only by names ``c0, c1, ...`` (in ``hoisted``),
     so the per-parameter loop does not recompute, e.g., Adam's 1 − ρ1^t."""
@@ -103,6 +108,8 @@ class NetworkModule:
                 self.shapes[f"{prefix}{number}"] = ("batch", layer.n_out)
             if layer.noise is not None:
                 self.shapes[f"{layer.noise}{number}"] = ("batch", layer.n_out)
+            if _pieces(layer):
+                self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", layer.n_out, layer.pieces)
 
     def p(self, expr):
         return self.printer.doprint(expr)
@@ -181,6 +188,13 @@ class NetworkModule:
             elementwise = [t for t in terms(mapped) if not t.summed]
             if layer.noise is not None:
                 self._draw_noise(w, layer, number)
+            if getattr(layer, "output", None) is not None:
+                self._softmax(w, layer, number, previous)
+                continue
+            if _pieces(layer):
+                self.contraction(w, summed, f"z{number}", layer.output_indices, allocate=True)
+                self._max_over_pieces(w, layer, number, elementwise)
+                continue
             if summed:
                 self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
             else:
@@ -206,6 +220,52 @@ class NetworkModule:
             if identity:
                 w(f"a{number} = z{number}")
 
+    def _softmax(self, w, layer, number, previous):
+        """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
+        w(f"# evaluated with the max shift: a{number}[n, i] = exp(z − m) / Σ_j exp(z[n, j] − m), m = max_j z[n, j]")
+        w(f"z{number} = {previous}")
+        w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        w("for n in range(batch):")
+        with w.block():
+            w(f"m = z{number}[n, 0]")
+            w(f"for i in range(1, {layer.n_out}):")
+            with w.block():
+                w(f"m = max(m, z{number}[n, i])")
+            w(f"total = {self.p(sp.Float(0))}")
+            w(f"for i in range({layer.n_out}):")
+            with w.block():
+                w(f"e = math.exp(z{number}[n, i] - m)")
+                w(f"a{number}[n, i] = e")
+                w("total += e")
+            w(f"for i in range({layer.n_out}):")
+            with w.block():
+                w(f"a{number}[n, i] /= total")
+
+    def _max_over_pieces(self, w, layer, number, elementwise):
+        """a[n, i] = max_k z[n, i, k] (after adding the bias terms), remembering the winning piece."""
+        bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
+        z = f"z{number}"
+        w(f"# maxout: a{number}[n, i] = max_k {z}[n, i, k]; piece{number}[n, i] = the first k that attains it")
+        w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        w(f"piece{number} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
+        w("for n in range(batch):")
+        with w.block():
+            w(f"for i in range({layer.n_out}):")
+            with w.block():
+                w(f"best = {z}[n, i, 0] + {self.p(bias.xreplace({L.k: 0}))}")
+                w(f"{z}[n, i, 0] = best")
+                w("choice = 0")
+                w(f"for k in range(1, {layer.pieces}):")
+                with w.block():
+                    w(f"z = {z}[n, i, k] + {self.p(bias)}")
+                    w(f"{z}[n, i, k] = z")
+                    w("if z > best:")
+                    with w.block():
+                        w("best = z")
+                        w("choice = k")
+                w(f"a{number}[n, i] = best")
+                w(f"piece{number}[n, i] = choice")
+
     def loss(self, w, with_gradient):
         model, loss = self.model, self.model.loss
         last = len(model.layers)
@@ -226,7 +286,7 @@ class NetworkModule:
             w(f"# evaluated as ({loss.rewrite}): ℓ = {loss.evaluated}")
         if with_gradient:
             w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
-            w(f"delta{last} = np.empty_like(z{last})")
+            w(f"delta{last} = np.empty_like(a{last})")
             self._zero_activation_gradients(w, last)
         w(f"loss = {self.p(sp.Float(0))}")
         w("for n in range(batch):")
@@ -280,6 +340,8 @@ class NetworkModule:
         names = {base: f"{base}{number}" for base, _ in layer.parameters}
         if layer.noise is not None:
             names[layer.noise] = f"{layer.noise}{number}"
+        if getattr(layer, "output", None) is not None:
+            names[layer.output] = f"a{number}"
         return names
 
     def _draw_noise(self, w, layer, number):
@@ -328,6 +390,15 @@ class NetworkModule:
             layer = model.layers[number - 1]
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
+            if _pieces(layer):
+                w(f"# maxout: δ reaches only the winning piece, dz{number}[n, i, k] = delta{number}[n, i] [k = piece]")
+                w(f"dz{number} = np.zeros((batch, {layer.n_out}, {layer.pieces}), dtype=np.{self.dtype})")
+                w("for n in range(batch):")
+                with w.block():
+                    w(f"for i in range({layer.n_out}):")
+                    with w.block():
+                        w(f"dz{number}[n, i, piece{number}[n, i]] = delta{number}[n, i]")
+                names[L.delta] = f"dz{number}"
             vjps = layer.vjps()
             for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
