@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from symnet.errors import SymnetError
+from symnet.report import format_table
 
 SIMPLIFIED_WIDTH = 60
 
@@ -73,12 +74,123 @@ def build_parser():
     train.add_argument("--json", action="store_true", help="print one JSON object with the results")
     train.set_defaults(run=_train)
 
+    compare = _command(subparsers, "compare", "Compare symbolic, numeric (finite differences, Richardson, complex "
+                       "step) and automatic (forward, reverse) differentiation: accuracy against mpmath, and cost.",
+                       "symnet compare 'exp(x)' --wrt x --at x=0 --steps 0.1,0.01,0.001")
+    compare.add_argument("expression", nargs="?", help="expression text, e.g. '1/(exp(-(w*x+b))+1)'")
+    compare.add_argument("--wrt", help="comma-separated variables, e.g. w,b")
+    compare.add_argument("--at", help="the point: a value for every symbol, e.g. x=1,w=0,b=0")
+    compare.add_argument("--steps", help="finite-difference steps, comma-separated (default 1e-1 … 1e-13)")
+    compare.add_argument("--trace", action="store_true", help="print the forward- and reverse-mode step tables")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+    compare.add_argument("--plot", metavar="FILE.png", help="draw relative error against step (needs matplotlib)")
+    compare.add_argument("--peers", action="store_true", help="add PyTorch's and JAX's autograd where installed")
+    compare.add_argument("--network", metavar="MODEL", help="instead of an expression: the cost of a whole gradient "
+                         "of a small model's unrolled loss, by forward AD, central differences and reverse AD")
+    compare.set_defaults(run=_compare)
+
     latex = _command(subparsers, "latex", "Print a model's back-propagation equations, with the derived derivatives "
                      "of its activations and loss, as LaTeX.", "symnet latex digits")
     latex.add_argument("model", help="built-in model name, or a .py file defining `model`")
     latex.add_argument("--summary", action="store_true", help="also print the plain-text summary of the model")
     latex.set_defaults(run=_latex)
     return parser
+
+
+def _compare(args):
+    from symnet.compare import compare, peer_gradients, plot_errors
+    from symnet.declare.parse import parse_point
+
+    if args.network is not None:
+        return _compare_network(args)
+    if args.expression is None or not args.wrt or not args.at:
+        raise SymnetError("compare needs an EXPRESSION with --wrt and --at (or --network MODEL)")
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    comparison = compare(args.expression, args.wrt, {s.name: v for s, v in parse_point(args.at).items()}, steps)
+    result = comparison.as_dict()
+    if args.peers:
+        result["peers"] = peer_gradients(comparison)
+    if args.plot:
+        result["plot"] = str(plot_errors(comparison, args.plot))
+    if args.json:
+        result["forward_trace"] = comparison.forward_trace() if args.trace else None
+        result["reverse_trace"] = comparison.reverse_trace() if args.trace else None
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    print(f"f = {result['expression']}   at {args.at}")
+    print("reference: mpmath.diff at 50 digits; relative errors against it\n")
+    rows = []
+
+    def add(method, step, values, errors, seconds):
+        row = {"method": method, "h": step}
+        for name in comparison.wrt:
+            row[f"∂f/∂{name}"] = values[name]
+            row[f"error {name}"] = "-" if errors is None else f"{errors[name]['relative']:.1e}"
+        row["µs/gradient"] = "-" if seconds is None else f"{seconds * 1e6:.1f}"
+        rows.append(row)
+
+    timings = result["timings"]
+    add("reference", "-", result["reference"], None, None)
+    for key, label in (("symbolic", "symbolic (naive)"), ("symbolic_reverse", "symbolic (reverse, DAG)"),
+                       ("forward_ad", "forward AD"), ("reverse_ad", "reverse AD")):
+        add(label, "-", result[key], result["errors"][key], timings.get(key))
+    for method, table in comparison.numeric.items():
+        for step, values in table.items():
+            add(method, step, values, result["errors"]["numeric"][method][step], timings.get(method))
+    for peer, values in result.get("peers", {}).items():
+        if isinstance(values, dict):
+            add(f"{peer} autograd", "-", values, _errors_against(values, result["reference"]), None)
+    print(format_table(rows, list(rows[0])))
+    estimate = result["optimal_step_estimate"]
+    print("\nbest step: " + ", ".join(f"{m} {h}" for m, h in result["best_step"].items())
+          + f"; classic estimates √ε·max(1,|x|) = {estimate['one_sided']:.1e} (one-sided), "
+          f"ε^(1/3)·max(1,|x|) = {estimate['central']:.1e} (central)")
+    print(f"complex step: {result['complex_step']}")
+    print("cost per gradient: " + "; ".join(f"{k}: {v}" for k, v in result["evaluations"].items()))
+    ops = result["ops"]
+    print(f"operations: f tree {ops['forward']}, DAG steps {ops['dag_steps']}, naive gradient {ops['naive']}, "
+          f"after CSE {ops['cse']}, reverse-mode program {ops['reverse']}")
+    for peer, values in result.get("peers", {}).items():
+        if not isinstance(values, dict):
+            print(f"peer {peer}: {values}")
+    if args.trace:
+        print("\nforward mode (dual numbers), one column per input direction:")
+        print(format_table(comparison.forward_trace(), list(comparison.forward_trace()[0])))
+        print("\nreverse mode (adjoints ∂f/∂h_k), from the output back:")
+        print(format_table(comparison.reverse_trace(), list(comparison.reverse_trace()[0])))
+    if args.plot:
+        print(f"\nplot: {result['plot']}")
+    return 0
+
+
+def _errors_against(values, reference):
+    return {name: {"relative": abs(values[name] - reference[name]) / (abs(reference[name]) or 1.0)}
+            for name in values}
+
+
+def _compare_network(args):
+    from symnet import models
+    from symnet.compare import cost_scaling
+    from symnet.network import unrolled_loss
+
+    recipe = models.recipe(args.network)
+    X, Y, *_ = recipe.prepared_data()
+    size = sum(int(np.prod(shape)) for layer in recipe.model.layers for _, shape in layer.parameters)
+    if size > MAX_UNROLLED_PARAMETERS:
+        raise SymnetError(f"{recipe.model.describe()} has {size} parameters; the unrolled loss is for networks of "
+                          f"at most {MAX_UNROLLED_PARAMETERS}")
+    expr, symbols = unrolled_loss(recipe.model, X[:4], Y[:4])
+    params = recipe.model.compile().init(seed=0)
+    row = cost_scaling(expr, symbols, dict(zip(symbols, params.flat)))
+    row = {"network": recipe.model.describe(), **row}
+    if args.json:
+        print(json.dumps(row, indent=2))
+        return 0
+    print(f"{row['network']}: loss on 4 samples as one expression in {row['inputs']} parameters "
+          f"({row['dag_steps']} DAG steps); one evaluation {row['function_seconds'] * 1e6:.0f} µs")
+    print(f"whole gradient, in evaluations of the loss: forward AD {row['forward_ad']:.1f}, "
+          f"central differences {row['central']:.1f}, reverse AD {row['reverse_ad']:.1f}")
+    return 0
 
 
 def _latex(args):
@@ -134,7 +246,6 @@ def _derive(args):
 
 def _swell(args):
     from symnet.expression import as_expression, as_symbols, logistic_map_swell, swell_row
-    from symnet.report import format_table
 
     if sum(x is not None for x in (args.logistic_map, args.expression, args.network)) != 1:
         raise SymnetError("give one of: an EXPRESSION with --wrt, --logistic-map N, --network MODEL")

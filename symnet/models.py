@@ -18,6 +18,7 @@ from symnet.network import Sequential
 from symnet.train import optim
 
 TEST_FRACTION = 0.2
+MIN_SPLIT_SAMPLES = 10     # fewer samples (XOR) are trained and tested on all of them
 
 
 @dataclass
@@ -42,20 +43,20 @@ class Recipe:
         data = datasets.load(self.data, seed=seed) if isinstance(self.data, str) else self.data
         note = ""
         if isinstance(data, datasets.Dataset):
-            if len(data.X) < 10:
-                parts, note = (data.X, data.Y, data.X, data.Y), f"{data.name} has {len(data.X)} samples: tested on them"
+            data = (data.X, data.Y)
+        if isinstance(data, tuple) and len(data) == 2:
+            X, Y = (np.asarray(part, dtype=np.float64) for part in data)
+            if len(X) < MIN_SPLIT_SAMPLES:
+                parts, note = (X, Y, X, Y), f"only {len(X)} samples: trained and tested on all of them"
             else:
-                parts = datasets.split(data.X, data.Y, TEST_FRACTION, seed=seed,
-                                       stratify=data.task == "classification")
-        elif isinstance(data, tuple) and len(data) == 2:
-            parts = datasets.split(*data, TEST_FRACTION, seed=seed, stratify=bool(np.isin(data[1], (0, 1)).all()))
+                parts = datasets.split(X, Y, TEST_FRACTION, seed=seed, stratify=bool(np.isin(Y, (0, 1)).all()))
         elif isinstance(data, tuple) and len(data) == 4:
             parts = data
         else:
             raise ConfigurationError("data must be a dataset name, a Dataset, (X, Y) or (X_train, Y_train, X_test, "
                                      f"Y_test); got {type(data).__name__}")
         X_train, Y_train, X_test, Y_test = (np.asarray(part, dtype=np.float64) for part in parts)
-        if self.standardize and len(X_train) >= 10:
+        if self.standardize and len(X_train) >= MIN_SPLIT_SAMPLES:
             scale = datasets.Standardizer.fit(X_train)
             X_train, X_test = scale(X_train), scale(X_test)
         return X_train, Y_train, X_test, Y_test, note

@@ -46,12 +46,15 @@ def symbol(name):
     return sp.Symbol(name, real=True)
 
 
-def parse_expression(text):
+def parse_expression(text, evaluate=True):
     """Parse ``text`` such as ``"1/(exp(-(w*x+b))+1)"`` into a SymPy expression.
 
-    Raises :class:`ExpressionError` naming the offending part for anything
-    outside the whitelist (attribute access, subscripts, unknown functions,
-    keywords, ...).  Nothing in the text is executed.
+    With ``evaluate=False`` the expression keeps the structure it was written
+    in (``-(w*x+b)`` stays a negation of a sum, ``1/u`` a reciprocal): the
+    automatic-differentiation traces of ``symnet compare`` then follow the
+    text step by step.  Raises :class:`ExpressionError` naming the offending
+    part for anything outside the whitelist (attribute access, subscripts,
+    unknown functions, keywords, ...).  Nothing in the text is executed.
     """
     if not isinstance(text, str):
         raise ExpressionError(f"expected expression text, got {type(text).__name__}")
@@ -63,26 +66,45 @@ def parse_expression(text):
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise ExpressionError(f"cannot parse {text!r}: {error.msg}; expected arithmetic like 'x**2 + exp(-x)'") from None
-    return _convert(tree.body, text)
+    return _convert(tree.body, text, _EVALUATED if evaluate else _AS_WRITTEN)
 
 
-def _convert(node, text):
+_EVALUATED = {
+    **_BINARY,
+    "neg": lambda a: -a,
+    "call": lambda function, args: function(*args),
+}
+_AS_WRITTEN = {
+    ast.Add: lambda a, b: sp.Add(a, b, evaluate=False),
+    ast.Sub: lambda a, b: sp.Add(a, sp.Mul(-1, b, evaluate=False), evaluate=False),
+    ast.Mult: lambda a, b: sp.Mul(a, b, evaluate=False),
+    ast.Div: lambda a, b: sp.Pow(b, -1, evaluate=False) if a == 1 else sp.Mul(a, sp.Pow(b, -1, evaluate=False),
+                                                                              evaluate=False),
+    ast.Pow: lambda a, b: sp.Pow(a, b, evaluate=False),
+    ast.BitXor: lambda a, b: sp.Pow(a, b, evaluate=False),
+    "neg": lambda a: -a if a.is_Number else sp.Mul(-1, a, evaluate=False),
+    "call": lambda function, args: sp.Pow(args[0], sp.S.Half, evaluate=False) if function is sp.sqrt
+    else function(*args, evaluate=False),
+}
+
+
+def _convert(node, text, build):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         # exact decimal value of the literal as written: 0.1 stays 1/10
         return sp.Rational(repr(node.value)) if isinstance(node.value, float) else sp.Integer(node.value)
     if isinstance(node, ast.Name):
         return _name(node.id, text)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        operand = _convert(node.operand, text)
-        return -operand if isinstance(node.op, ast.USub) else operand
+        operand = _convert(node.operand, text, build)
+        return build["neg"](operand) if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _convert(node.left, text), _convert(node.right, text)
+        left, right = _convert(node.left, text, build), _convert(node.right, text, build)
         if isinstance(node.op, (ast.Pow, ast.BitXor)) and left.is_Number and right.is_Number \
                 and abs(right) > MAX_NUMERIC_EXPONENT and abs(left) != 1 and left != 0:
             raise ExpressionError(f"numeric power {left}**{right} is too large to evaluate")
         if isinstance(node.op, ast.Div) and right == 0:
             raise ExpressionError(f"division by zero in {text!r}")
-        return _BINARY[type(node.op)](left, right)
+        return build[type(node.op)](left, right)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         if name not in FUNCTIONS:
@@ -90,7 +112,7 @@ def _convert(node, text):
             raise ExpressionError(f"unknown function {name!r}; known functions: {known}")
         if node.keywords or not node.args:
             raise ExpressionError(f"{name}() takes positional expression arguments only")
-        return FUNCTIONS[name](*[_convert(arg, text) for arg in node.args])
+        return build["call"](FUNCTIONS[name], [_convert(arg, text, build) for arg in node.args])
     snippet = ast.get_source_segment(text.strip(), node) or type(node).__name__
     raise ExpressionError(
         f"{snippet!r} is not allowed in an expression; use numbers, names, + - * / ** and known functions")
