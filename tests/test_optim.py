@@ -95,3 +95,25 @@ def test_changing_the_learning_rate_reuses_the_module():
     first = model.compile(optimizer=sn.optim.Adam(lr=0.1))
     second = model.compile(optimizer=sn.optim.Adam(lr=0.001))
     assert first.path == second.path and not second.written
+
+
+@pytest.mark.parametrize("name", sorted(HYPER))
+def test_compiled_epoch_equals_the_same_steps_one_by_one(name):
+    """fit runs whole epochs in the generated train_epoch; it must match net.step call by call, bit for bit."""
+    rng = np.random.default_rng(11)
+    X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 2))
+    model = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Dense(4, 2)], loss="mse")
+    fitted = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    stepped = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    first, second = fitted.init(seed=1), stepped.init(seed=1)
+    history = sn.fit(fitted, first, X, Y, epochs=3, batch_size=8, seed=4)
+    batch = 30 if name == "GD" else 8                       # GD trains on the whole set as one batch
+    for epoch in (1, 2, 3):
+        order = np.random.default_rng([4, epoch]).permutation(30)
+        lows = range(0, 30, batch)
+        losses = [stepped.step(second, X[order][low:low + batch], Y[order][low:low + batch]) for low in lows]
+        assert history.loss[epoch - 1] == pytest.approx(
+            sum(loss * len(order[low:low + batch]) for loss, low in zip(losses, lows)) / 30, rel=1e-15)
+    assert np.array_equal(first.flat, second.flat)
+    for key, value in stepped.optimizer_state.items():
+        assert np.array_equal(fitted.optimizer_state[key], value)

@@ -22,6 +22,7 @@ from symnet.simplify import stable
 from symnet.train import optim as opt
 
 INDENT = "    "
+SMALL_PRODUCT = 64
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
 
 
@@ -139,9 +140,19 @@ class NetworkModule:
         w(f"{cell} {'+=' if accumulate else '='} total")
         w.depth -= len(target_indices)
 
+    def _small(self, term):
+        """True when the fixed (non-batch) extents of a product multiply to at most SMALL_PRODUCT: plain loops
+        then beat a BLAS call, whose overhead is about a microsecond (measured: symnet bench, xor and tiny)."""
+        extents = {index: self._size(index, term.factors) for f in term.factors for index in f.indices}
+        fixed = 1
+        for extent in extents.values():
+            if extent != "batch":
+                fixed *= extent
+        return fixed <= SMALL_PRODUCT
+
     def contraction(self, w, term_list, target, target_indices, allocate):
         """Emit code for target[target_indices] = Σ terms (read from a contracted index expression)."""
-        matmuls = [t for t in term_list if _is_matmul(t, target_indices)]
+        matmuls = [t for t in term_list if _is_matmul(t, target_indices) and not self._small(t)]
         others = [t for t in term_list if t not in matmuls]
         shape = self.shapes[target]
         for number, t in enumerate(matmuls):
@@ -555,4 +566,48 @@ class NetworkModule:
                       with_loss=True, with_gradient=True)
         if self.optimizer is not None:
             self.optimizer_step(w)
+            self.epoch(w)
         return "\n".join(w.lines) + "\n"
+
+    def epoch(self, w):
+        """``train_epoch``: many steps in one compiled call, so no Python runs between steps."""
+        optimizer = self.optimizer
+        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
+        tail = [*buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
+        noise = ["noise_seeds"] if self.model.noisy else []
+        w("")
+        w("")
+        w("@numba.njit(cache=True)")
+        w(f"def train_epoch({', '.join(['theta', 'X', 'Y', 'order', 'batch_size', 'first', 'last', *noise, 'losses', *tail])}):")
+        with w.block():
+            w('"""Steps first … last − 1 of an epoch in one call: step k trains on the rows order[k·B : (k+1)·B]')
+            w("(B = batch_size; the last batch may be smaller) and stores its loss in losses[k].")
+            w('Returns the first step whose loss is not finite (its update is done), or last."""')
+            w("rows = order.shape[0]")
+            w("Xb = np.empty((batch_size, X.shape[1]), dtype=X.dtype)")
+            w("Yb = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)")
+            w("for k in range(first, last):")
+            with w.block():
+                w("low = k * batch_size")
+                w("size = min(batch_size, rows - low)")
+                w("for row in range(size):")
+                with w.block():
+                    w("source = order[low + row]")
+                    w("for column in range(X.shape[1]):")
+                    with w.block():
+                        w("Xb[row, column] = X[source, column]")
+                    w("for column in range(Y.shape[1]):")
+                    with w.block():
+                        w("Yb[row, column] = Y[source, column]")
+                w("if size == batch_size:")
+                with w.block():
+                    w(f"loss = train_step(theta, Xb, Yb{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
+                w("else:")
+                with w.block():
+                    w(f"loss = train_step(theta, np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])"
+                      f"{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
+                w("losses[k] = loss")
+                w("if not np.isfinite(loss):")
+                with w.block():
+                    w("return k")
+            w("return last")

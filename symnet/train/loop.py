@@ -1,6 +1,8 @@
 """The training loop: ``sn.fit(net, params, X, Y, ...)`` → :class:`History`.
 
-Each epoch draws its own permutation from ``default_rng([seed, epoch])``, so
+Each epoch is one call of the generated ``train_epoch`` (a few calls when a live
+progress bar is shown), so no Python runs between steps.  Each epoch draws
+its own permutation from ``default_rng([seed, epoch])``, so
 an epoch's batches depend only on the seed and the epoch number: a run
 resumed from a checkpoint (parameters, optimizer state, epoch, seed) goes on
 bit-identically to an uninterrupted one.  A non-finite loss stops training at
@@ -21,6 +23,7 @@ from symnet.train import checkpoint as checkpoints
 
 CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "cross_entropy", "binary_cross_entropy")
 PROGRESS_INTERVAL = 0.1   # seconds between progress-bar redraws
+PROGRESS_UPDATES = 20     # compiled calls per epoch when a live progress bar is shown
 BAR_WIDTH = 24
 
 
@@ -104,10 +107,11 @@ def accuracy(net, params, X, Y):
 
 
 def noise_seeds(net, seed, epoch, steps):
-    """Each step's noise argument (Dropout masks): drawn from (seed, epoch), so resuming repeats them."""
+    """The epoch's noise argument: ``[]`` without Dropout, else ``[seeds]``, one seed per step drawn from
+    (seed, epoch), so resuming repeats them."""
     if not net.model.noisy:
-        return [[]] * steps
-    return [[int(s)] for s in np.random.default_rng([seed, epoch, 1]).integers(0, 2**31, size=steps)]
+        return []
+    return [np.random.default_rng([seed, epoch, 1]).integers(0, 2**31, size=steps)]
 
 
 def _snapshot(params, state):
@@ -168,43 +172,48 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     batch_size = min(batch_size, rows)
     classify = is_classification(net, Y)
     progress = Progress(verbose, epochs)
-    step = net.module.train_step
     arguments = net.step_arguments()
     best = (math.inf, None, None)
     bounds = [(low, min(low + batch_size, rows)) for low in range(0, rows, batch_size)]
 
-    previous = None      # (snapshot, shuffled X, shuffled Y) of the epoch before, to step back across its end
+    steps = len(bounds)
+    sizes = np.array([high - low for low, high in bounds], dtype=np.float64)
+    chunk = max(1, -(-steps // PROGRESS_UPDATES)) if progress.enabled and progress.live else steps
+    losses = np.empty(steps)
+
+    def run(order, noise, first, last):
+        """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step."""
+        return net.module.train_epoch(packed.flat, X, Y, order, batch_size, first, last, *noise, losses, *arguments)
+
+    previous = None      # (snapshot, order, noise) of the epoch before, to step back across its end
     for epoch in range(start + 1, epochs + 1):
         began = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(rows)
-        Xe, Ye = X[order], Y[order]
-        noise = noise_seeds(net, seed, epoch, len(bounds))
+        noise = noise_seeds(net, seed, epoch, steps)
         at_start = _snapshot(packed, net.optimizer_state)
-        total = 0.0
-        for number, (low, high) in enumerate(bounds):
-            loss = step(packed.flat, Xe[low:high], Ye[low:high], *noise[number], *arguments)
-            if not math.isfinite(loss):
+        for first in range(0, steps, chunk):
+            last = min(first + chunk, steps)
+            reached = run(order, noise, first, last)
+            if reached < last:
                 # the last finite state is the one before the previous step: replay up to it
+                loss, number = losses[reached], reached
                 if number == 0 and previous is not None:
-                    replay, restored = (previous, bounds[:-1]), f"before the last step of epoch {epoch - 1}"
+                    replay, restored = (previous, steps - 1), f"before the last step of epoch {epoch - 1}"
                 elif number == 0:
-                    replay, restored = ((at_start, Xe, Ye, noise), []), f"the start of epoch {epoch}"
+                    replay, restored = ((at_start, order, noise), 0), f"the start of epoch {epoch}"
                 else:
-                    replay, restored = ((at_start, Xe, Ye, noise), bounds[:number - 1]), \
-                        f"before step {number} of epoch {epoch}"
-                (snapshot, Xr, Yr, noise_r), steps = replay
+                    replay, restored = ((at_start, order, noise), number - 1), f"before step {number} of epoch {epoch}"
+                (snapshot, replay_order, replay_noise), replay_steps = replay
                 _restore(snapshot, packed, net.optimizer_state)
-                for replayed, (replay_low, replay_high) in enumerate(steps):
-                    step(packed.flat, Xr[replay_low:replay_high], Yr[replay_low:replay_high], *noise_r[replayed],
-                         *arguments)
+                run(replay_order, replay_noise, 0, replay_steps)
                 history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
                                    f"optimizer state restored to the last finite state ({restored})")
                 progress.message(f"stopped: {history.stopped}")
                 _sync(params, packed)
                 return history
-            total += loss * (high - low)
-            progress.update(epoch, number + 1, len(bounds), total / high)
-        previous = (at_start, Xe, Ye, noise)
+            progress.update(epoch, last, steps, float(losses[:last] @ sizes[:last]) / sizes[:last].sum())
+        previous = (at_start, order, noise)
+        total = float(losses @ sizes)
         record = {"epoch": epoch, "loss": total / rows}
         if classify:
             record["accuracy"] = accuracy(net, packed, X, Y)

@@ -1,0 +1,381 @@
+"""``symnet bench``: the generated training step against hand-written NumPy and Numba steps (and peers).
+
+Each config is a multilayer perceptron trained by SGD.  Every implementation
+gets the same parameters and batch; times are medians of repeated calls in
+one process, reported in µs per step and as ratios to the best hand-written
+reference, because the machines are shared and noisy.  The references are
+written out here by hand, textbook back-propagation, and the benchmark first
+checks that every implementation computes the same update.
+"""
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from symnet.declare.layers import Dense
+from symnet.errors import ConfigurationError
+from symnet.network import Sequential
+from symnet.train.optim import SGD
+
+LEARNING_RATE = 0.01
+BLAS_GFLOPS_PROBE = (512, 512, 512)
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    sizes: tuple
+    hidden: str
+    loss: str
+    batch: int
+
+    @property
+    def flops(self):
+        """Multiply-adds of the three matrix products per layer, ×2: the step's arithmetic floor."""
+        return sum(3 * 2 * self.batch * a * b for a, b in zip(self.sizes, self.sizes[1:]))
+
+    def model(self):
+        last = len(self.sizes) - 2
+        return Sequential([Dense(a, b, self.hidden if k < last else None)
+                           for k, (a, b) in enumerate(zip(self.sizes, self.sizes[1:]))], loss=self.loss)
+
+    def data(self, seed=0):
+        rng = np.random.default_rng(seed)
+        X = rng.normal(size=(self.batch, self.sizes[0]))
+        if self.loss == "softmax_cross_entropy":
+            Y = np.eye(self.sizes[-1])[rng.integers(0, self.sizes[-1], self.batch)]
+        else:
+            Y = rng.uniform(size=(self.batch, self.sizes[-1]))
+        return X, Y
+
+
+CONFIGS = {c.name: c for c in (
+    Config("xor", (2, 2, 1), "relu", "mse", 4),
+    Config("tiny", (2, 16, 1), "tanh", "mse", 64),
+    Config("digits", (64, 32, 10), "sigmoid", "softmax_cross_entropy", 32),
+    Config("deep", (64, 64, 64, 64, 64, 10), "tanh", "softmax_cross_entropy", 64),
+    Config("mnist", (784, 256, 10), "relu", "softmax_cross_entropy", 128),
+)}
+
+
+# --- hand-written references ------------------------------------------------------
+
+def _activation_numpy(name, z):
+    """(a, f'(z)) by the textbook formulas."""
+    if name == "relu":
+        return np.maximum(z, 0.0), (z > 0).astype(z.dtype)
+    if name == "tanh":
+        a = np.tanh(z)
+        return a, 1.0 - a * a
+    a = 1.0 / (1.0 + np.exp(-z))
+    return a, a * (1.0 - a)
+
+
+def numpy_step(weights, X, Y, config, lr=LEARNING_RATE):
+    """One SGD step by hand in NumPy; ``weights`` is [(W, b), ...] updated in place; returns the loss."""
+    activations, derivatives = [X], []
+    for number, (W, b) in enumerate(weights):
+        z = activations[-1] @ W.T + b
+        if number < len(weights) - 1:
+            a, fprime = _activation_numpy(config.hidden, z)
+            derivatives.append(fprime)
+        else:
+            a = z
+        activations.append(a)
+    out, batch = activations[-1], len(X)
+    if config.loss == "mse":
+        loss = 0.5 * np.sum((out - Y) ** 2) / batch
+        delta = (out - Y) / batch
+    else:
+        shifted = out - out.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = float(np.sum(log_sum - np.sum(Y * shifted, axis=1, keepdims=True))) / batch
+        delta = (np.exp(shifted - log_sum) - Y) / batch
+    for number in range(len(weights) - 1, -1, -1):
+        W, b = weights[number]
+        grad_W, grad_b = delta.T @ activations[number], delta.sum(axis=0)
+        if number:
+            delta = (delta @ W) * derivatives[number - 1]
+        W -= lr * grad_W
+        b -= lr * grad_b
+    return loss
+
+
+@numba.njit(cache=True)
+def _numba_activation(kind, z, fprime):
+    for n in range(z.shape[0]):
+        for i in range(z.shape[1]):
+            v = z[n, i]
+            if kind == 0:
+                a = v if v > 0.0 else 0.0
+                fprime[n, i] = 1.0 if v > 0.0 else 0.0
+            elif kind == 1:
+                a = np.tanh(v)
+                fprime[n, i] = 1.0 - a * a
+            else:
+                a = 1.0 / (1.0 + np.exp(-v))
+                fprime[n, i] = a * (1.0 - a)
+            z[n, i] = a
+
+
+@numba.njit(cache=True)
+def _numba_step(Ws, bs, X, Y, kind, softmax, lr):
+    depth = len(Ws)
+    acts = [X]
+    fprimes = []
+    for number in range(depth):
+        z = np.dot(acts[number], Ws[number].T)
+        for n in range(z.shape[0]):
+            for i in range(z.shape[1]):
+                z[n, i] += bs[number][i]
+        if number < depth - 1:
+            fprime = np.empty_like(z)
+            _numba_activation(kind, z, fprime)
+            fprimes.append(fprime)
+        acts.append(z)
+    out = acts[depth]
+    batch = X.shape[0]
+    delta = np.empty_like(out)
+    loss = 0.0
+    for n in range(batch):
+        if softmax:
+            m = out[n, 0]
+            for k in range(1, out.shape[1]):
+                m = max(m, out[n, k])
+            total = 0.0
+            for k in range(out.shape[1]):
+                total += np.exp(out[n, k] - m)
+            for k in range(out.shape[1]):
+                loss -= Y[n, k] * (out[n, k] - m - np.log(total))
+                delta[n, k] = (np.exp(out[n, k] - m) / total - Y[n, k]) / batch
+        else:
+            for k in range(out.shape[1]):
+                d = out[n, k] - Y[n, k]
+                loss += 0.5 * d * d
+                delta[n, k] = d / batch
+    for number in range(depth - 1, -1, -1):
+        W, b = Ws[number], bs[number]
+        grad_W = np.dot(delta.T, acts[number])
+        if number:
+            previous = np.dot(delta, W)
+            fprime = fprimes[number - 1]
+            for n in range(previous.shape[0]):
+                for i in range(previous.shape[1]):
+                    previous[n, i] *= fprime[n, i]
+        for i in range(W.shape[0]):
+            total = 0.0
+            for n in range(batch):
+                total += delta[n, i]
+            b[i] -= lr * total
+            for j in range(W.shape[1]):
+                W[i, j] -= lr * grad_W[i, j]
+        if number:
+            delta = previous
+    return loss / batch
+
+
+ACTIVATION_KIND = {"relu": 0, "tanh": 1, "sigmoid": 2}
+
+
+def numba_lists(weights):
+    """[(W, b), ...] as the two tuples :func:`numba_step` takes (built once, outside the timed loop)."""
+    return tuple(W for W, _ in weights), tuple(b for _, b in weights)
+
+
+def numba_step(lists, X, Y, config, lr=LEARNING_RATE):
+    """One SGD step by hand in Numba (fused elementwise loops, ``np.dot`` for products)."""
+    Ws, bs = lists
+    return _numba_step(Ws, bs, X, Y, ACTIVATION_KIND[config.hidden], config.loss != "mse", lr)
+
+
+# --- timing -------------------------------------------------------------------------
+
+def median_microseconds(function, repeats=None, budget=0.5):
+    """Median µs of ``function()`` over ``repeats`` calls (or as many as fit in ``budget`` seconds, 20–2000)."""
+    function()
+    times = []
+    started = time.perf_counter()
+    while len(times) < (repeats or 20) or (repeats is None and time.perf_counter() - started < budget
+                                           and len(times) < 2000):
+        begin = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times) * 1e6
+
+
+def blas_gflops():
+    """Matrix-product speed of NumPy's BLAS here, from a 512³ product."""
+    m, k, n = BLAS_GFLOPS_PROBE
+    a, b = np.ones((m, k)), np.ones((k, n))
+    seconds = median_microseconds(lambda: a @ b, repeats=10) * 1e-6
+    return 2 * m * k * n / seconds / 1e9
+
+
+def _weights(params, depth):
+    return [(params[f"W{k}"].copy(), params[f"b{k}"].copy()) for k in range(1, depth + 1)]
+
+
+def check_agreement(config, net, params, X, Y):
+    """Largest difference between the parameters after one step of symnet, NumPy and Numba (must be ~1e-15)."""
+    depth = len(config.sizes) - 1
+    by_numpy, by_numba = _weights(params, depth), _weights(params, depth)
+    numpy_step(by_numpy, X, Y, config)
+    numba_step(numba_lists(by_numba), X, Y, config)
+    flat = params.flat.copy()
+    net.module.train_step(flat, X, Y, *net.step_arguments())
+    unpacked = {name: flat[start:stop].reshape(shape) for name, start, stop, shape in net.layout}
+    worst = 0.0
+    for k, ((W1, b1), (W2, b2)) in enumerate(zip(by_numpy, by_numba), start=1):
+        for reference in (W1, W2):
+            worst = max(worst, float(np.abs(unpacked[f"W{k}"] - reference).max()))
+        for reference in (b1, b2):
+            worst = max(worst, float(np.abs(unpacked[f"b{k}"] - reference).max()))
+    return worst
+
+
+def epoch_microseconds(net, params, X, Y, steps):
+    """µs per step when ``steps`` steps run in one ``train_epoch`` call (the same batch, repeated)."""
+    order = np.tile(np.arange(len(X)), steps)
+    losses = np.empty(steps)
+    arguments = net.step_arguments()
+
+    def run():
+        reached = net.module.train_epoch(params.flat, X, Y, order, len(X), 0, steps, losses, *arguments)
+        if reached != steps:
+            raise ConfigurationError(f"the benchmark's training diverged at step {reached}")
+
+    return median_microseconds(run, repeats=5) / steps
+
+
+def jax_step(config):
+    """A JAX peer: the same network and loss, ``jax.jit`` of value-and-gradient plus the SGD update."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    activation = {"relu": lambda z: jnp.maximum(z, 0.0), "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[config.hidden]
+
+    def loss(weights, X, Y):
+        a = X
+        for number, (W, b) in enumerate(weights):
+            a = a @ W.T + b
+            if number < len(weights) - 1:
+                a = activation(a)
+        if config.loss == "mse":
+            return 0.5 * jnp.sum((a - Y) ** 2) / X.shape[0]
+        return jnp.mean(jax.nn.logsumexp(a, axis=1) - jnp.sum(Y * a, axis=1))
+
+    @jax.jit
+    def step(weights, X, Y):
+        value, grads = jax.value_and_grad(loss)(weights, X, Y)
+        return [(W - LEARNING_RATE * gW, b - LEARNING_RATE * gb) for (W, b), (gW, gb) in zip(weights, grads)], value
+
+    return step
+
+
+def torch_step(config):
+    """A PyTorch peer (eager): autograd of the same loss, then the SGD update without tracking."""
+    import torch
+
+    activation = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[config.hidden]
+
+    def step(weights, X, Y):
+        a = X
+        for number, (W, b) in enumerate(weights):
+            a = a @ W.T + b
+            if number < len(weights) - 1:
+                a = activation(a)
+        if config.loss == "mse":
+            value = 0.5 * torch.sum((a - Y) ** 2) / X.shape[0]
+        else:
+            value = torch.mean(torch.logsumexp(a, dim=1) - torch.sum(Y * a, dim=1))
+        for W, b in weights:
+            W.grad = b.grad = None
+        value.backward()
+        with torch.no_grad():
+            for W, b in weights:
+                W -= LEARNING_RATE * W.grad
+                b -= LEARNING_RATE * b.grad
+        return value
+
+    return step
+
+
+def bench_peers(config, params, X, Y):
+    """µs per step of the installed peers ("not installed" otherwise)."""
+    depth = len(config.sizes) - 1
+    result = {}
+    try:
+        import jax.numpy as jnp
+    except ImportError:
+        result["jax"] = "not installed"
+    else:
+        step = jax_step(config)
+        weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in _weights(params, depth)]
+        Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+
+        def run():
+            new, value = step(weights, Xj, Yj)
+            value.block_until_ready()
+
+        result["jax"] = median_microseconds(run)
+    try:
+        import torch
+    except ImportError:
+        result["torch"] = "not installed"
+    else:
+        step = torch_step(config)
+        weights = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+                   for W, b in _weights(params, depth)]
+        Xt, Yt = torch.tensor(X), torch.tensor(Y)
+        result["torch"] = median_microseconds(lambda: step(weights, Xt, Yt))
+    result["pytensor"] = "not supported by symnet bench yet"
+    return result
+
+
+def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
+    """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, and inside
+    one ``train_epoch`` call), of the NumPy and Numba references and of the peers; ratios; compile time."""
+    began = time.perf_counter()
+    net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
+    params = net.init(seed=0)
+    X, Y = config.data()
+    net.module.train_step(params.flat.copy(), X, Y, *net.step_arguments())      # Numba compiles here
+    compile_seconds = time.perf_counter() - began
+    disagreement = check_agreement(config, net, params, X, Y)
+    depth = len(config.sizes) - 1
+    numpy_weights, numba_weights = _weights(params, depth), numba_lists(_weights(params, depth))
+    arguments = net.step_arguments()
+    flat = params.flat
+    row = {
+        "config": config.name, "sizes": "-".join(map(str, config.sizes)), "hidden": config.hidden,
+        "loss": config.loss, "batch": config.batch,
+        "symnet": median_microseconds(lambda: net.module.train_step(flat, X, Y, *arguments)),
+        "symnet_net_step": median_microseconds(lambda: net.step(params, X, Y)),
+        "numpy": median_microseconds(lambda: numpy_step(numpy_weights, X, Y, config)),
+        "numba": median_microseconds(lambda: numba_step(numba_weights, X, Y, config)),
+        "max_disagreement": disagreement, "compile_seconds": compile_seconds,
+    }
+    row["symnet_epoch"] = epoch_microseconds(net, params, X, Y, max(10, int(epoch_seconds / (row["symnet"] * 1e-6))))
+    row["ratio_to_best_reference"] = row["symnet"] / min(row["numpy"], row["numba"])
+    if peers:
+        row["peers"] = bench_peers(config, params, X, Y)
+        timed = [value for value in row["peers"].values() if isinstance(value, float)]
+        row["best_peer_over_symnet"] = min(timed) / row["symnet"] if timed else None
+    return row
+
+
+def run(names=None, peers=False, directory=None):
+    """The benchmark table: one row per config, plus the BLAS speed of this machine and each config's floor."""
+    unknown = [name for name in names or () if name not in CONFIGS]
+    if unknown:
+        raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
+    rows = [bench_config(CONFIGS[name], peers, directory) for name in names or CONFIGS]
+    gflops = blas_gflops()
+    for row in rows:
+        row["blas_floor"] = CONFIGS[row["config"]].flops / (gflops * 1e3)
+        row["ratio_to_blas_floor"] = row["symnet"] / row["blas_floor"]
+    return {"blas_gflops": gflops, "rows": rows}
