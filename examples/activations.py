@@ -1,0 +1,56 @@
+"""Every activation of the notes with its derived derivative: the CSE'd LaTeX of f', and plots in the notes' groups.
+
+    python examples/activations.py [--out DIR]
+"""
+
+import numpy as np
+import scipy.special
+import sympy as sp
+
+import symnet as sn
+from common import arguments, pyplot, save
+
+GROUPS = {
+    "sigmoid family": ["sigmoid", "hard_sigmoid", "tanh", "hard_tanh"],
+    "ReLU family": ["relu", "leaky_relu", "elu", "softplus", "prelu"],
+    "Swish": [sn.activations.swish(beta) for beta in (0.5, 1, 2, 10)],
+    "GELU": ["gelu", "relu"],
+}
+
+
+def numeric(expr, variable):
+    """A NumPy function of f, with H(0) = 0 and trainable parameters at their initial values."""
+    return sp.lambdify(variable, expr, modules=[{"Heaviside": lambda x, h=0: np.heaviside(x, h),
+                                                  "erf": scipy.special.erf}, "numpy"])
+
+
+def main(argv=None):
+    args = arguments(__doc__, argv)
+    plt = pyplot()
+    x = np.linspace(-4, 4, 401)
+    for group, members in GROUPS.items():
+        print(f"== {group}")
+        figure, (left, right) = (plt.subplots(1, 2, figsize=(10, 3.8)) if plt else (None, (None, None)))
+        for member in members:
+            f = sn.activations.get(member)
+            initial = {s: spec.initial for s, spec in f.parameters}
+            expr, derivative = f.expr.xreplace(initial), f.derivative.xreplace(initial)
+            cse = sn.derive(f.expr.xreplace(initial), f.variable).cse_latex()
+            print(f"{f.name}: f(t) = {sp.latex(expr)}")
+            print(f"    f'(t), CSE'd: {'; '.join(cse)}")
+            if plt:
+                left.plot(x, np.broadcast_to(numeric(expr, f.variable)(x), x.shape), label=f.name)
+                right.plot(x, np.broadcast_to(numeric(derivative, f.variable)(x), x.shape), label=f.name)
+        if plt:
+            left.set_title(f"{group}: f")
+            right.set_title(f"{group}: f' (derived)")
+            for axes in (left, right):
+                axes.grid(alpha=0.3)
+                axes.legend(fontsize=8)
+            save(figure, args.out, f"activations_{group.split()[0].lower()}.png")
+    print("sigmoid' ≤ 0.25 everywhere:", float(np.max(numeric(sn.activations.get("sigmoid").derivative,
+                                                                 sn.activations.t)(x))))
+
+
+if __name__ == "__main__":
+    main()

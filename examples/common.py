@@ -1,0 +1,34 @@
+"""What every example shares: its command line (--quick, --out) and saving a figure when matplotlib is there."""
+
+import argparse
+from pathlib import Path
+
+
+def arguments(description, argv=None):
+    """``--quick`` (small settings, as the tests run them) and ``--out DIR`` (where PNGs go)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small settings: runs in a second or two")
+    parser.add_argument("--out", default="examples/output", help="folder for the PNG figures")
+    return parser.parse_args(argv)
+
+
+def pyplot():
+    """matplotlib.pyplot with a file-only backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(figure, out, name):
+    """Write ``figure`` to ``out/name`` and say where."""
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    figure.clf()
+    print(f"figure: {path}")
+    return path

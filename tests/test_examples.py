@@ -1,0 +1,111 @@
+"""Every example runs on small settings (--quick), writes its figures, and shows what it claims."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(name, tmp_path):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.main(["--quick", "--out", str(tmp_path)])
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def figures(tmp_path):
+    return sorted(p.name for p in tmp_path.glob("*.png"))
+
+
+@pytest.fixture(autouse=True)
+def matplotlib_backend(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    pytest.importorskip("matplotlib")
+
+
+def test_activations(tmp_path, capsys):
+    run("activations", tmp_path)
+    assert len(figures(tmp_path)) == 4
+    assert "sigmoid' ≤ 0.25 everywhere: 0.25" in capsys.readouterr().out
+
+
+def test_logistic_neuron_graph(tmp_path):
+    comparison = run("logistic_neuron_graph", tmp_path)
+    assert comparison.forward_ad == comparison.reverse_ad == {"w": 0.25, "b": 0.25}
+    assert figures(tmp_path) == ["logistic_neuron_graph.png"]
+
+
+def test_numeric_differentiation(tmp_path, capsys):
+    sweep = run("numeric_differentiation", tmp_path)
+    assert "1.0000001666666813" in capsys.readouterr().out
+    assert sweep.best_step["central"] in ("1e-5", "1e-6") and sweep.best_step["forward"] in ("1e-7", "1e-8", "1e-9")
+    assert figures(tmp_path) == ["numeric_differentiation.png"]
+
+
+def test_expression_swell(tmp_path):
+    rows, networks = run("expression_swell", tmp_path)
+    assert rows[-1]["naive_ops"] > 10 * rows[-1]["reverse_ops"]
+    assert networks[0]["layered_ops"] == networks[1]["layered_ops"] < networks[0]["naive_ops"]
+
+
+def test_xor(tmp_path):
+    results = run("xor", tmp_path)
+    assert len(results) == 2 and all(0 <= solved <= 5 for solved in results.values())
+
+
+def test_perceptron_nand(tmp_path, capsys):
+    output = run("perceptron_nand", tmp_path)
+    assert list(output) == [1.0, 1.0, 1.0, 0.0]
+    assert "DifferentiationError: activation 'step'" in capsys.readouterr().out
+
+
+def test_vanishing_gradient(tmp_path):
+    norms = run("vanishing_gradient", tmp_path)
+    ratio = {a: values[0] / values[-2] for a, values in norms.items()}
+    assert ratio["sigmoid"] < 0.01 * ratio["tanh"]
+
+
+def test_exploding_gradient(tmp_path):
+    raw, xavier = run("exploding_gradient", tmp_path)
+    assert np.median([r[-1] for r in raw]) > 1e20 and np.median([x[-1] for x in xavier]) < 1.0
+    assert figures(tmp_path) == ["exploding_gradient.png"]
+
+
+def test_optimizers(tmp_path):
+    paths, curves = run("optimizers", tmp_path)
+    assert all(np.isfinite(path).all() for path in paths.values())
+    assert curves["Adam"].loss[-1] < curves["Adam"].loss[0]
+
+
+def test_universal_approximation(tmp_path):
+    fits = run("universal_approximation", tmp_path)
+    assert fits[4][0] < fits[1][0]
+
+
+def test_cross_entropy_vs_quadratic(tmp_path):
+    outputs = run("cross_entropy_vs_quadratic", tmp_path)
+    assert outputs["cross-entropy"][30] < 0.5 < outputs["quadratic"][30]
+
+
+def test_linear_and_softmax_regression(tmp_path):
+    closed, learned, test = run("linear_and_softmax_regression", tmp_path)
+    assert np.abs(closed - learned).max() < 1e-3 and test > 0.85
+
+
+def test_input_centering(tmp_path):
+    curves = run("input_centering", tmp_path)
+    best = min(min(curve) for curve in curves.values())
+    first = {label: next(k for k, loss in enumerate(curve + [0]) if loss <= 1.05 * best) for label, curve in curves.items()}
+    assert first["centred"] < first["all positive"]
+
+
+def test_custom_layer(tmp_path):
+    assert run("custom_layer", tmp_path) > 0.6
