@@ -97,6 +97,16 @@ def build_parser():
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(run=_bench)
 
+    report = _command(subparsers, "report", "Write a Markdown report of a model (formulas in $$…$$, PNGs): "
+                      "back-propagation equations, derived derivatives, swell, generated code, training curves.",
+                      "symnet report digits --train --out report")
+    report.add_argument("model", help="built-in model name, or a .py file defining `model`")
+    report.add_argument("--out", default="report", help="folder for the Markdown file and its PNGs (default report)")
+    report.add_argument("--train", action="store_true", help="train the model and add curves and final metrics")
+    report.add_argument("--epochs", type=int, help="epochs with --train (default: the model's)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffles")
+    report.set_defaults(run=_report)
+
     latex = _command(subparsers, "latex", "Print a model's back-propagation equations, with the derived derivatives "
                      "of its activations and loss, as LaTeX.", "symnet latex digits")
     latex.add_argument("model", help="built-in model name, or a .py file defining `model`")
@@ -234,6 +244,13 @@ def _bench(args):
                      if not isinstance(value, float)})
     if absent:
         print("peers skipped: " + "; ".join(absent))
+    return 0
+
+
+def _report(args):
+    from symnet.report import write_report
+
+    print(f"report: {write_report(args.model, args.out, train=args.train, seed=args.seed, epochs=args.epochs)}")
     return 0
 
 

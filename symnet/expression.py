@@ -17,6 +17,7 @@ from symnet.differentiate import check_variables, count_ops, naive_gradient, nor
 from symnet.errors import ExpressionError
 from symnet.generate import modules
 from symnet.generate.printer import NumbaPrinter, check_dtype, python_name
+from symnet.report import latex
 from symnet.simplify import cse_program, simplest
 
 COMMENT_WIDTH = 100
@@ -104,12 +105,12 @@ class Derivation:
 
     def latex(self):
         """``{var: LaTeX of ∂f/∂var}`` in the simplified form."""
-        return {v.name: sp.latex(d) for v, d in zip(self.wrt, self.simplified)}
+        return {v.name: latex(d) for v, d in zip(self.wrt, self.simplified)}
 
     def cse_latex(self):
         """The CSE'd derivatives as LaTeX lines ``x_0 = …``, then ``∂f/∂v = …``."""
-        lines = [f"{sp.latex(name)} = {sp.latex(rhs)}" for name, rhs in self.cse.assignments]
-        lines += [rf"\frac{{\partial f}}{{\partial {sp.latex(v)}}} = {sp.latex(out)}"
+        lines = [f"{latex(name)} = {latex(rhs)}" for name, rhs in self.cse.assignments]
+        lines += [rf"\frac{{\partial f}}{{\partial {latex(v)}}} = {latex(out)}"
                   for v, out in zip(self.wrt, self.cse.outputs)]
         return lines
 
@@ -242,11 +243,17 @@ def network_swell(model, X, Y):
 
     expr, symbols = unrolled_loss(model, X, Y)
     d = derive(expr, symbols)
+    return {"network": model.describe(), "samples": len(X), "parameters": len(symbols),
+            "forward_ops": count_ops(expr), "forward_dag_ops": d.forward_cse.ops,
+            "naive_ops": sum(count_ops(g) for g in d.naive), "cse_ops": d.cse.ops, "reverse_ops": d.reverse.ops,
+            "layered_ops": layered_ops(model)}
+
+
+def layered_ops(model):
+    """Operations of everything symnet derives for ``model`` per layer type: the VJPs, each f' and ∂f/∂γ, and
+    the loss gradient.  Independent of the layer sizes."""
     layered = [model.loss.gradient]
     for layer in model.layers:
         layered += [vjp for _, vjp in layer.vjps().values()]
         layered += [layer.activation.derivative, *layer.activation.parameter_derivatives.values()]
-    return {"network": model.describe(), "samples": len(X), "parameters": len(symbols),
-            "forward_ops": count_ops(expr), "forward_dag_ops": d.forward_cse.ops,
-            "naive_ops": sum(count_ops(g) for g in d.naive), "cse_ops": d.cse.ops, "reverse_ops": d.reverse.ops,
-            "layered_ops": sum(count_ops(e) for e in layered)}
+    return sum(count_ops(e) for e in layered)

@@ -19,6 +19,7 @@ from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
+from symnet.report import latex
 from symnet.simplify import derivative_from_output, stable
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
@@ -120,19 +121,19 @@ class Sequential:
         t = sp.Symbol("t", real=True)
         for number, layer in enumerate(self.layers, start=1):
             f = layer.activation
-            lines.append(rf"f_{number}(t) = {sp.latex(f.expr.xreplace({f.variable: t}))}, \quad "
-                         rf"f_{number}'(t) = {sp.latex(f.derivative.xreplace({f.variable: t}))}")
+            lines.append(rf"f_{number}(t) = {latex(f.expr.xreplace({f.variable: t}))}, \quad "
+                         rf"f_{number}'(t) = {latex(f.derivative.xreplace({f.variable: t}))}")
             for symbol, derivative in f.parameter_derivatives.items():
-                lines.append(rf"\frac{{\partial f_{number}}}{{\partial {sp.latex(symbol)}}} = "
-                             rf"{sp.latex(derivative.xreplace({f.variable: t}))}, \quad "
-                             rf"\frac{{\partial L}}{{\partial {sp.latex(symbol)}^{{({number})}}}} = \sum_n "
+                lines.append(rf"\frac{{\partial f_{number}}}{{\partial {latex(symbol)}}} = "
+                             rf"{latex(derivative.xreplace({f.variable: t}))}, \quad "
+                             rf"\frac{{\partial L}}{{\partial {latex(symbol)}^{{({number})}}}} = \sum_n "
                              rf"\frac{{\partial L}}{{\partial a^{{({number})}}_n}} \odot "
-                             rf"\frac{{\partial f_{number}}}{{\partial {sp.latex(symbol)}}}\left(z^{{({number})}}_n\right)")
+                             rf"\frac{{\partial f_{number}}}{{\partial {latex(symbol)}}}\left(z^{{({number})}}_n\right)")
             kind, form = self.fprime_form(number - 1)
             if kind == "output":
-                lines.append(rf"f_{number}' = {sp.latex(form)} \text{{ with }} a = f_{number}(t)")
-        lines.append(rf"\ell = {sp.latex(self.loss.declared)}, \quad "
-                     rf"\frac{{\partial \ell}}{{\partial o_j}} = {sp.latex(self.loss.gradient)}")
+                lines.append(rf"f_{number}' = {latex(form)} \text{{ with }} a = f_{number}(t)")
+        lines.append(rf"\ell = {latex(self.loss.declared)}, \quad "
+                     rf"\frac{{\partial \ell}}{{\partial o_j}} = {latex(self.loss.gradient)}")
         return "\n".join(lines)
 
     def compile(self, optimizer=None, dtype="float64", directory=None):

@@ -69,3 +69,16 @@ def test_latex_prints_the_model_equations(capsys, tmp_path):
     assert status == 0 and r"\frac{\partial f_1}{\partial \gamma}" in out
     status, _, err = run(capsys, "latex", "nosuch")
     assert status == 2 and "unknown model" in err
+
+
+def test_report_writes_markdown_with_formulas_swell_module_and_training(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    status, out, _ = run(capsys, "report", "xor", "--train", "--epochs", "50", "--out", str(tmp_path))
+    assert status == 0
+    text = (tmp_path / "xor.md").read_text()
+    for part in ("# xor: 2-2-1", "$$\\delta^{(l)}", "f'(t) = H\\left(t\\right)", "| network | samples |",
+                 "## Generated module", "def loss_and_gradient", "| epochs | train loss |", "![training curves]"):
+        assert part in text, part
+    assert (tmp_path / "training.png").exists() and (tmp_path / "activation_relu.png").exists()
+    status, _, err = run(capsys, "report", "nosuch", "--out", str(tmp_path))
+    assert status == 2 and "unknown model" in err
