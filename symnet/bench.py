@@ -250,6 +250,18 @@ def epoch_microseconds(net, params, X, Y, steps):
     return median_microseconds(run, repeats=5) / steps
 
 
+def _peer_loss(config, weights, X, Y, activation, total, row_logsumexp, row_sum):
+    """The config's mean loss written with a peer's array operations (autograd differentiates it)."""
+    a = X
+    for number, (W, b) in enumerate(weights):
+        a = a @ W.T + b
+        if number < len(weights) - 1:
+            a = activation(a)
+    if config.loss == "mse":
+        return 0.5 * total((a - Y) ** 2) / X.shape[0]
+    return total(row_logsumexp(a) - row_sum(Y * a)) / X.shape[0]
+
+
 def jax_step(config):
     """A JAX peer: the same network and loss, ``jax.jit`` of value-and-gradient plus the SGD update."""
     import jax
@@ -259,14 +271,8 @@ def jax_step(config):
     activation = {"relu": lambda z: jnp.maximum(z, 0.0), "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[config.hidden]
 
     def loss(weights, X, Y):
-        a = X
-        for number, (W, b) in enumerate(weights):
-            a = a @ W.T + b
-            if number < len(weights) - 1:
-                a = activation(a)
-        if config.loss == "mse":
-            return 0.5 * jnp.sum((a - Y) ** 2) / X.shape[0]
-        return jnp.mean(jax.nn.logsumexp(a, axis=1) - jnp.sum(Y * a, axis=1))
+        return _peer_loss(config, weights, X, Y, activation, jnp.sum, lambda a: jax.nn.logsumexp(a, axis=1),
+                          lambda a: jnp.sum(a, axis=1))
 
     @jax.jit
     def step(weights, X, Y):
@@ -283,15 +289,8 @@ def torch_step(config):
     activation = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[config.hidden]
 
     def step(weights, X, Y):
-        a = X
-        for number, (W, b) in enumerate(weights):
-            a = a @ W.T + b
-            if number < len(weights) - 1:
-                a = activation(a)
-        if config.loss == "mse":
-            value = 0.5 * torch.sum((a - Y) ** 2) / X.shape[0]
-        else:
-            value = torch.mean(torch.logsumexp(a, dim=1) - torch.sum(Y * a, dim=1))
+        value = _peer_loss(config, weights, X, Y, activation, torch.sum, lambda a: torch.logsumexp(a, dim=1),
+                           lambda a: torch.sum(a, dim=1))
         for W, b in weights:
             W.grad = b.grad = None
         value.backward()
@@ -304,8 +303,14 @@ def torch_step(config):
     return step
 
 
-def bench_peers(config, params, X, Y):
-    """µs per step of the installed peers ("not installed" otherwise)."""
+def _check_peer(name, value, reference):
+    if abs(float(value) - reference) > 1e-10 * abs(reference):
+        raise ConfigurationError(f"the {name} peer computes loss {float(value)!r}, symnet {reference!r}: not comparable")
+
+
+def bench_peers(config, params, X, Y, reference_loss):
+    """µs per step of the installed peers ("not installed" otherwise), after checking that each computes the same
+    loss as symnet at the starting parameters."""
     depth = len(config.sizes) - 1
     result = {}
     try:
@@ -316,6 +321,7 @@ def bench_peers(config, params, X, Y):
         step = jax_step(config)
         weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in _weights(params, depth)]
         Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+        _check_peer("JAX", step(weights, Xj, Yj)[1], reference_loss)
 
         def run():
             new, value = step(weights, Xj, Yj)
@@ -331,6 +337,9 @@ def bench_peers(config, params, X, Y):
         weights = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
                    for W, b in _weights(params, depth)]
         Xt, Yt = torch.tensor(X), torch.tensor(Y)
+        fresh = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
+                 for W, b in _weights(params, depth)]
+        _check_peer("PyTorch", step(fresh, Xt, Yt).item(), reference_loss)
         result["torch"] = median_microseconds(lambda: step(weights, Xt, Yt))
     result["pytensor"] = "not supported by symnet bench yet"
     return result
@@ -342,6 +351,7 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
     began = time.perf_counter()
     net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
     params = net.init(seed=0)
+    start = net.pack({name: value.copy() for name, value in params.items()})
     X, Y = config.data()
     net.module.train_step(params.flat.copy(), X, Y, *net.step_arguments())      # Numba compiles here
     compile_seconds = time.perf_counter() - began
@@ -362,7 +372,7 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
     row["symnet_epoch"] = epoch_microseconds(net, params, X, Y, max(10, int(epoch_seconds / (row["symnet"] * 1e-6))))
     row["ratio_to_best_reference"] = row["symnet"] / min(row["numpy"], row["numba"])
     if peers:
-        row["peers"] = bench_peers(config, params, X, Y)
+        row["peers"] = bench_peers(config, start, X, Y, net.loss(start, X, Y))
         timed = [value for value in row["peers"].values() if isinstance(value, float)]
         row["best_peer_over_symnet"] = min(timed) / row["symnet"] if timed else None
     return row

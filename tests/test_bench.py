@@ -32,3 +32,9 @@ def test_cli_bench_json(capsys):
         assert row[key] > 0
     assert result["blas_gflops"] > 0 and row["max_disagreement"] < 1e-14
     assert main(["bench", "--configs", "nosuch"]) == 2
+
+
+def test_peers_are_checked_against_symnet_before_they_are_timed():
+    pytest.importorskip("jax")
+    row = bench.bench_config(bench.CONFIGS["xor"], peers=True)
+    assert isinstance(row["peers"]["jax"], float) and row["best_peer_over_symnet"] > 0

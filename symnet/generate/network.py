@@ -11,6 +11,8 @@ applied to SymPy expressions the earlier stages derived:
 * the optimizer's update rule is one loop over the flat parameter vector.
 """
 
+from contextlib import contextmanager
+
 import sympy as sp
 
 from symnet.declare import layers as L
@@ -36,17 +38,21 @@ class _Writer:
     def __call__(self, text=""):
         self.lines.append(INDENT * self.depth + text if text else "")
 
+    @contextmanager
     def block(self):
-        writer = self
+        """The lines written inside are indented one level more."""
+        self.depth += 1
+        yield
+        self.depth -= 1
 
-        class _Block:
-            def __enter__(self):
-                writer.depth += 1
-
-            def __exit__(self, *exc):
-                writer.depth -= 1
-
-        return _Block()
+    @contextmanager
+    def loops(self, *ranges):
+        """Nested ``for index in range(extent):`` lines for each ``(index, extent)``; the body goes inside."""
+        for index, extent in ranges:
+            self(f"for {index} in range({extent}):")
+            self.depth += 1
+        yield
+        self.depth -= len(ranges)
 
 
 def _arrays(expr, names):
@@ -216,18 +222,15 @@ class NetworkModule:
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
                 w(f"fprime{number} = np.empty_like(z{number})")
-            w("for n in range(batch):")
-            with w.block():
-                w(f"for i in range({layer.n_out}):")
-                with w.block():
-                    bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
-                    w(f"z = z{number}[n, i] + {self.p(bias)}")
-                    w(f"z{number}[n, i] = z")
-                    at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
-                    if not identity:
-                        w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
-                    if store_fprime and fprime[0] == "input":
-                        w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace(at_z))}")
+            with w.loops(("n", "batch"), ("i", layer.n_out)):
+                bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
+                w(f"z = z{number}[n, i] + {self.p(bias)}")
+                w(f"z{number}[n, i] = z")
+                at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
+                if not identity:
+                    w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
+                if store_fprime and fprime[0] == "input":
+                    w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace(at_z))}")
             if identity:
                 w(f"a{number} = z{number}")
 
@@ -259,23 +262,20 @@ class NetworkModule:
         w(f"# maxout: a{number}[n, i] = max_k {z}[n, i, k]; piece{number}[n, i] = the first k that attains it")
         w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
         w(f"piece{number} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
-        w("for n in range(batch):")
-        with w.block():
-            w(f"for i in range({layer.n_out}):")
+        with w.loops(("n", "batch"), ("i", layer.n_out)):
+            w(f"best = {z}[n, i, 0] + {self.p(bias.xreplace({L.k: 0}))}")
+            w(f"{z}[n, i, 0] = best")
+            w("choice = 0")
+            w(f"for k in range(1, {layer.pieces}):")
             with w.block():
-                w(f"best = {z}[n, i, 0] + {self.p(bias.xreplace({L.k: 0}))}")
-                w(f"{z}[n, i, 0] = best")
-                w("choice = 0")
-                w(f"for k in range(1, {layer.pieces}):")
+                w(f"z = {z}[n, i, k] + {self.p(bias)}")
+                w(f"{z}[n, i, k] = z")
+                w("if z > best:")
                 with w.block():
-                    w(f"z = {z}[n, i, k] + {self.p(bias)}")
-                    w(f"{z}[n, i, k] = z")
-                    w("if z > best:")
-                    with w.block():
-                        w("best = z")
-                        w("choice = k")
-                w(f"a{number}[n, i] = best")
-                w(f"piece{number}[n, i] = choice")
+                    w("best = z")
+                    w("choice = k")
+            w(f"a{number}[n, i] = best")
+            w(f"piece{number}[n, i] = choice")
 
     def loss(self, w, with_gradient):
         model, loss = self.model, self.model.loss
@@ -364,12 +364,9 @@ class NetworkModule:
         w(f"{mask} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
         w("if noise_seed >= 0:")
         with w.block():
-            w("for n in range(batch):")
-            with w.block():
-                w(f"for i in range({layer.n_out}):")
-                with w.block():
-                    w(f"{mask}[n, i] = {self.p(1 / sp.nsimplify(1 - layer.p))} if np.random.random() < {keep} "
-                      f"else {self.p(sp.Float(0))}")
+            with w.loops(("n", "batch"), ("i", layer.n_out)):
+                w(f"{mask}[n, i] = {self.p(1 / sp.nsimplify(1 - layer.p))} if np.random.random() < {keep} "
+                  f"else {self.p(sp.Float(0))}")
         w("else:")
         with w.block():
             w(f"{mask}[:] = {self.p(sp.Integer(1))}")
@@ -404,11 +401,8 @@ class NetworkModule:
             if _pieces(layer):
                 w(f"# maxout: δ reaches only the winning piece, dz{number}[n, i, k] = delta{number}[n, i] [k = piece]")
                 w(f"dz{number} = np.zeros((batch, {layer.n_out}, {layer.pieces}), dtype=np.{self.dtype})")
-                w("for n in range(batch):")
-                with w.block():
-                    w(f"for i in range({layer.n_out}):")
-                    with w.block():
-                        w(f"dz{number}[n, i, piece{number}[n, i]] = delta{number}[n, i]")
+                with w.loops(("n", "batch"), ("i", layer.n_out)):
+                    w(f"dz{number}[n, i, piece{number}[n, i]] = delta{number}[n, i]")
                 names[L.delta] = f"dz{number}"
             vjps = layer.vjps()
             for base in layer.parameter_shapes:
@@ -428,17 +422,14 @@ class NetworkModule:
                       f"{number - 1}")
                     self._zero_activation_gradients(w, number - 1)
                 if fprime[0] != "one":
-                    w("for n in range(batch):")
-                    with w.block():
-                        w(f"for j in range({layer.n_in}):")
-                        with w.block():
-                            factor = self._fprime_factor(fprime, number - 1, 'n', 'j')
-                            if learned:
-                                w(f"upstream = {target}[n, j]")
-                                self._activation_gradients(w, number - 1, "upstream", "n", "j")
-                                w(f"{target}[n, j] = upstream * {factor}")
-                            else:
-                                w(f"{target}[n, j] *= {factor}")
+                    with w.loops(("n", "batch"), ("j", layer.n_in)):
+                        factor = self._fprime_factor(fprime, number - 1, 'n', 'j')
+                        if learned:
+                            w(f"upstream = {target}[n, j]")
+                            self._activation_gradients(w, number - 1, "upstream", "n", "j")
+                            w(f"{target}[n, j] = upstream * {factor}")
+                        else:
+                            w(f"{target}[n, j] *= {factor}")
 
     def weight_decay(self, w, with_gradient):
         decay = self.model.weight_decay
