@@ -52,10 +52,17 @@ def python_name(name, taken):
 class NumbaPrinter(PythonCodePrinter):
     """Print scalar SymPy expressions as Python that Numba compiles in ``nopython`` mode."""
 
-    def __init__(self, dtype="float64", names=None):
+    def __init__(self, dtype="float64", names=None, kernels=()):
         super().__init__({"standard": "python3"})
         self.dtype = check_dtype(dtype)
         self.names = dict(names or {})
+        self.kernels = set(kernels)
+        """Functions printed as calls of a module's own kernel (``"tanh"`` → ``_tanh(x)``)."""
+
+    def _print_tanh(self, expr):
+        if "tanh" in self.kernels:
+            return f"_tanh({self._print(expr.args[0])})"
+        return super()._print_tanh(expr)
 
     def _typed(self, text):
         return text if self.dtype == "float64" else f"np.float32({text})"
