@@ -4,10 +4,10 @@
 """
 
 import numpy as np
-import scipy.special
 import sympy as sp
 
 import symnet as sn
+from symnet.report import numpy_function
 from common import arguments, pyplot, save
 
 GROUPS = {
@@ -16,12 +16,6 @@ GROUPS = {
     "Swish": [sn.activations.swish(beta) for beta in (0.5, 1, 2, 10)],
     "GELU": ["gelu", "relu"],
 }
-
-
-def numeric(expr, variable):
-    """A NumPy function of f, with H(0) = 0 and trainable parameters at their initial values."""
-    return sp.lambdify(variable, expr, modules=[{"Heaviside": lambda x, h=0: np.heaviside(x, h),
-                                                  "erf": scipy.special.erf}, "numpy"])
 
 
 def main(argv=None):
@@ -39,8 +33,8 @@ def main(argv=None):
             print(f"{f.name}: f(t) = {sp.latex(expr)}")
             print(f"    f'(t), CSE'd: {'; '.join(cse)}")
             if plt:
-                left.plot(x, np.broadcast_to(numeric(expr, f.variable)(x), x.shape), label=f.name)
-                right.plot(x, np.broadcast_to(numeric(derivative, f.variable)(x), x.shape), label=f.name)
+                left.plot(x, np.broadcast_to(numpy_function(expr, f.variable)(x), x.shape), label=f.name)
+                right.plot(x, np.broadcast_to(numpy_function(derivative, f.variable)(x), x.shape), label=f.name)
         if plt:
             left.set_title(f"{group}: f")
             right.set_title(f"{group}: f' (derived)")
@@ -48,7 +42,7 @@ def main(argv=None):
                 axes.grid(alpha=0.3)
                 axes.legend(fontsize=8)
             save(figure, args.out, f"activations_{group.split()[0].lower()}.png")
-    print("sigmoid' ≤ 0.25 everywhere:", float(np.max(numeric(sn.activations.get("sigmoid").derivative,
+    print("sigmoid' ≤ 0.25 everywhere:", float(np.max(numpy_function(sn.activations.get("sigmoid").derivative,
                                                                  sn.activations.t)(x))))
 
 

@@ -3,6 +3,10 @@
 import argparse
 from pathlib import Path
 
+from symnet.report import pyplot
+
+__all__ = ["arguments", "pyplot", "save"]
+
 
 def arguments(description, argv=None):
     """``--quick`` (small settings, as the tests run them) and ``--out DIR`` (where PNGs go)."""
@@ -10,17 +14,6 @@ def arguments(description, argv=None):
     parser.add_argument("--quick", action="store_true", help="small settings: runs in a second or two")
     parser.add_argument("--out", default="examples/output", help="folder for the PNG figures")
     return parser.parse_args(argv)
-
-
-def pyplot():
-    """matplotlib.pyplot with a file-only backend, or None when matplotlib is not installed."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def save(figure, out, name):

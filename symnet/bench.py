@@ -8,6 +8,7 @@ written out here by hand, textbook back-propagation, and the benchmark first
 checks that every implementation computes the same update.
 """
 
+import importlib.util
 import statistics
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 
 from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError
-from symnet.network import Sequential
+from symnet.network import Parameters, Sequential
 from symnet.train.optim import SGD
 
 LEARNING_RATE = 0.01
@@ -226,7 +227,7 @@ def check_agreement(config, net, params, X, Y):
     numba_step(numba_lists(by_numba), X, Y, config)
     flat = params.flat.copy()
     net.module.train_step(flat, X, Y, *net.step_arguments())
-    unpacked = {name: flat[start:stop].reshape(shape) for name, start, stop, shape in net.layout}
+    unpacked = Parameters(flat, net.layout)
     worst = 0.0
     for k, ((W1, b1), (W2, b2)) in enumerate(zip(by_numpy, by_numba), start=1):
         for reference in (W1, W2):
@@ -303,6 +304,22 @@ def torch_step(config):
     return step
 
 
+def pytensor_step(config, weights):
+    """A PyTensor peer: one compiled function (default C backend) of the loss, with the SGD update of its shared
+    weights; ``weights`` are the starting values."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    activation = {"relu": lambda z: pt.maximum(z, 0.0), "tanh": pt.tanh, "sigmoid": pt.sigmoid}[config.hidden]
+    shared = [(pytensor.shared(W), pytensor.shared(b)) for W, b in weights]
+    X, Y = pt.dmatrix("X"), pt.dmatrix("Y")
+    loss = _peer_loss(config, shared, X, Y, activation, pt.sum, lambda a: pt.logsumexp(a, axis=1),
+                      lambda a: pt.sum(a, axis=1))
+    variables = [v for pair in shared for v in pair]
+    updates = [(v, v - LEARNING_RATE * g) for v, g in zip(variables, pytensor.grad(loss, variables))]
+    return pytensor.function([X, Y], loss, updates=updates)
+
+
 def _check_peer(name, value, reference):
     if abs(float(value) - reference) > 1e-10 * abs(reference):
         raise ConfigurationError(f"the {name} peer computes loss {float(value)!r}, symnet {reference!r}: not comparable")
@@ -341,7 +358,12 @@ def bench_peers(config, params, X, Y, reference_loss):
                  for W, b in _weights(params, depth)]
         _check_peer("PyTorch", step(fresh, Xt, Yt).item(), reference_loss)
         result["torch"] = median_microseconds(lambda: step(weights, Xt, Yt))
-    result["pytensor"] = "not supported by symnet bench yet"
+    if importlib.util.find_spec("pytensor") is None:
+        result["pytensor"] = "not installed"
+    else:
+        step = pytensor_step(config, _weights(params, depth))
+        _check_peer("PyTensor", step(X, Y), reference_loss)
+        result["pytensor"] = median_microseconds(lambda: step(X, Y))
     return result
 
 

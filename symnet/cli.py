@@ -8,8 +8,6 @@ import argparse
 import json
 import sys
 
-import numpy as np
-
 from symnet.errors import SymnetError
 from symnet.report import format_table
 
@@ -193,10 +191,6 @@ def _compare_network(args):
 
     recipe = models.recipe(args.network)
     X, Y, *_ = recipe.prepared_data()
-    size = sum(int(np.prod(shape)) for layer in recipe.model.layers for _, shape in layer.parameters)
-    if size > MAX_UNROLLED_PARAMETERS:
-        raise SymnetError(f"{recipe.model.describe()} has {size} parameters; the unrolled loss is for networks of "
-                          f"at most {MAX_UNROLLED_PARAMETERS}")
     expr, symbols = unrolled_loss(recipe.model, X[:4], Y[:4])
     params = recipe.model.compile().init(seed=0)
     row = cost_scaling(expr, symbols, dict(zip(symbols, params.flat)))
@@ -333,9 +327,6 @@ def _swell(args):
     return 0
 
 
-MAX_UNROLLED_PARAMETERS = 100
-
-
 def _network_swell(spec, samples):
     from symnet import models
     from symnet.expression import network_swell
@@ -343,10 +334,6 @@ def _network_swell(spec, samples):
     recipe = models.recipe(spec)
     if samples < 1:
         raise SymnetError(f"--samples must be at least 1, got {samples}")
-    size = sum(int(np.prod(shape)) for layer in recipe.model.layers for _, shape in layer.parameters)
-    if size > MAX_UNROLLED_PARAMETERS:
-        raise SymnetError(f"{recipe.model.describe()} has {size} parameters; the unrolled gradient is for networks "
-                          f"of at most {MAX_UNROLLED_PARAMETERS} (its naive form grows exponentially with depth)")
     X, Y, *_ = recipe.prepared_data()
     return network_swell(recipe.model, X[:samples], Y[:samples])
 

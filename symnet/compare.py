@@ -32,6 +32,7 @@ from symnet.declare.parse import parse_expression
 from symnet.differentiate import count_ops, normalize
 from symnet.errors import ExpressionError
 from symnet.expression import as_symbols, derive
+from symnet.report import pyplot
 
 EPSILON = float(np.finfo(np.float64).eps)
 REFERENCE_DIGITS = 50
@@ -536,12 +537,9 @@ def peer_gradients(comparison):
 def plot_errors(comparison, path):
     """Relative error against step size on log axes, one line per numeric method, with the classic optimal-step
     estimates marked; written to ``path`` (needs matplotlib: the ``plot`` extra)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ExpressionError("--plot needs matplotlib: pip install 'symnet[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:
+        raise ExpressionError("--plot needs matplotlib: pip install 'symnet[plot]'")
 
     steps = [float(h) for h in comparison.steps]
     figure, axes = plt.subplots(figsize=(7, 4.5))

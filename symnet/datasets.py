@@ -22,9 +22,6 @@ import numpy as np
 
 from symnet.errors import ConfigurationError
 
-NAMES = ("xor", "spirals", "moons", "circles", "regression", "digits")
-
-
 @dataclass
 class Dataset:
     """Inputs ``X`` (samples, features), targets ``Y`` (samples, outputs), and what they are."""
@@ -120,7 +117,7 @@ def load(name, seed=0):
               "circles": lambda: circles(seed=seed), "regression": lambda: regression(seed=seed),
               "digits": lambda: digits()}
     if name not in makers:
-        raise ConfigurationError(f"unknown dataset {name!r}; built in: {', '.join(NAMES)}")
+        raise ConfigurationError(f"unknown dataset {name!r}; built in: {', '.join(makers)}")
     return makers[name]()
 
 

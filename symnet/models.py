@@ -62,29 +62,28 @@ class Recipe:
         return X_train, Y_train, X_test, Y_test, note
 
 
+BUILT_IN = {  # name → a function that makes the recipe
+    # the notes' exercise 4-2: two ReLU hidden units, one output, MSE, Adam(lr=0.05), 2,000 full-batch steps
+    "xor": lambda: Recipe("xor", Sequential([Dense(2, 2, "relu"), Dense(2, 1)], loss="mse"), "xor",
+                          lr=0.05, epochs=2000, batch_size=4, standardize=False),
+    "spirals": lambda: Recipe("spirals", Sequential([Dense(2, 32, "tanh"), Dense(32, 32, "tanh"), Dense(32, 1)],
+                                                    loss="binary_cross_entropy"), "spirals", epochs=300),
+    "moons": lambda: Recipe("moons", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)], loss="binary_cross_entropy"),
+                            "moons", epochs=100),
+    "circles": lambda: Recipe("circles", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)],
+                                                    loss="binary_cross_entropy"), "circles", epochs=100),
+    "regression": lambda: Recipe("regression", Sequential([Dense(1, 32, "tanh"), Dense(32, 1)], loss="mse"),
+                                 "regression", epochs=300),
+    "digits": lambda: Recipe("digits", Sequential([Dense(64, 32, "sigmoid"), Dense(32, 10)],
+                                                  loss="softmax_cross_entropy"), "digits", epochs=20),
+}
+
+
 def builtin(name):
     """The built-in recipe ``name``."""
-    recipes = {
-        # the notes' exercise 4-2: two ReLU hidden units, one output, MSE, Adam(lr=0.05), 2,000 full-batch steps
-        "xor": lambda: Recipe("xor", Sequential([Dense(2, 2, "relu"), Dense(2, 1)], loss="mse"), "xor",
-                              lr=0.05, epochs=2000, batch_size=4, standardize=False),
-        "spirals": lambda: Recipe("spirals", Sequential([Dense(2, 32, "tanh"), Dense(32, 32, "tanh"), Dense(32, 1)],
-                                                        loss="binary_cross_entropy"), "spirals", epochs=300),
-        "moons": lambda: Recipe("moons", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)], loss="binary_cross_entropy"),
-                                "moons", epochs=100),
-        "circles": lambda: Recipe("circles", Sequential([Dense(2, 16, "tanh"), Dense(16, 1)],
-                                                        loss="binary_cross_entropy"), "circles", epochs=100),
-        "regression": lambda: Recipe("regression", Sequential([Dense(1, 32, "tanh"), Dense(32, 1)], loss="mse"),
-                                     "regression", epochs=300),
-        "digits": lambda: Recipe("digits", Sequential([Dense(64, 32, "sigmoid"), Dense(32, 10)],
-                                                      loss="softmax_cross_entropy"), "digits", epochs=20),
-    }
-    if name not in recipes:
-        raise ConfigurationError(f"unknown model {name!r}; built in: {', '.join(recipes)}, or a path to a .py file")
-    return recipes[name]()
-
-
-BUILTIN = ("xor", "spirals", "moons", "circles", "regression", "digits")
+    if name not in BUILT_IN:
+        raise ConfigurationError(f"unknown model {name!r}; built in: {', '.join(BUILT_IN)}, or a path to a .py file")
+    return BUILT_IN[name]()
 
 
 def _default_data(model):
@@ -96,7 +95,7 @@ def from_file(path):
     """The recipe of a user's model file (it is run as Python: only train files you trust)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigurationError(f"unknown model {str(path)!r}: not a built-in ({', '.join(BUILTIN)}) and no such "
+        raise ConfigurationError(f"unknown model {str(path)!r}: not a built-in ({', '.join(BUILT_IN)}) and no such "
                                  "file; give a built-in name or a .py file that defines `model`")
     namespace = runpy.run_path(str(path))
     model = namespace.get("model")
@@ -118,4 +117,4 @@ def from_file(path):
 
 def recipe(spec):
     """A built-in name or a path to a model file."""
-    return builtin(spec) if spec in BUILTIN else from_file(spec)
+    return builtin(spec) if spec in BUILT_IN else from_file(spec)

@@ -62,6 +62,11 @@ class Sequential:
         """True when a layer draws noise in training (Dropout): the generated functions then take a noise seed."""
         return any(layer.noise is not None for layer in self.layers)
 
+    @property
+    def parameter_count(self):
+        """How many numbers the network learns (the length of the flat parameter vector)."""
+        return sum(int(np.prod(shape)) for layer in self.layers for _, shape in layer.parameters)
+
     def describe(self):
         sizes = "-".join(str(s) for s in [self.layers[0].n_in] + [layer.n_out for layer in self.layers])
         return f"{sizes} ({', '.join(layer.activation.name for layer in self.layers)}; {self.loss.name})"
@@ -298,14 +303,22 @@ def _initial_weights(rng, scheme, n_in, n_out, shape):
     raise ConfigurationError(f"unknown initialisation {scheme!r}; known: {', '.join(INITIALISERS)}")
 
 
+UNROLLED_LIMIT = 100  # parameters up to which the whole loss may be unrolled into one expression
+
+
 def unrolled_loss(model, X, Y):
     """The whole mean loss on (X, Y) as one scalar SymPy expression in the parameter symbols.
 
     For small networks only: it exists to print complete formulas, to show the
     swell of the full gradient and to cross-check the layer-level gradients.
     Returns ``(expression, symbols)`` with symbols ordered like the flat
-    parameter vector (``W1_0_0, W1_0_1, ..., b1_0, ...``).
+    parameter vector (``W1_0_0, W1_0_1, ..., b1_0, ...``). Networks of more than
+    :data:`UNROLLED_LIMIT` parameters are refused: the naive gradient of the
+    unrolled loss grows exponentially with depth.
     """
+    if model.parameter_count > UNROLLED_LIMIT:
+        raise ConfigurationError(f"{model.describe()} has {model.parameter_count} parameters; unrolling the whole "
+                                 f"loss into one expression is for networks of at most {UNROLLED_LIMIT}")
     symbols, weights = [], []
     for number, layer in enumerate(model.layers, start=1):
         if not isinstance(layer, Dense):

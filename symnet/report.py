@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import numpy as np
+import scipy.special
+import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 
@@ -40,7 +42,6 @@ def format_table(rows, columns, headers=None):
 
 
 EXCERPT_LINES = 40
-UNROLLED_LIMIT = 100      # parameters up to which the report unrolls the whole loss for the swell numbers
 
 
 def write_report(spec, out="report", train=False, seed=0, epochs=None):
@@ -52,13 +53,14 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
     """
     from symnet import models
     from symnet.expression import derive, layered_ops, network_swell
+    from symnet.network import UNROLLED_LIMIT
     from symnet.train.loop import accuracy, fit, is_classification
 
     recipe = models.recipe(spec)
     model = recipe.model
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
+    plt = pyplot()
     lines = [f"# {recipe.name}: {model.describe()}", "", "```", model.summary(), "```", "",
              "## Back-propagation", ""]
     lines += [f"$${line}$$" for line in model.latex().splitlines()]
@@ -75,14 +77,14 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
             lines += ["", f"![{name}]({_plot_activation(plt, f, out)})"]
         lines.append("")
     lines += ["## Expression swell", ""]
-    size = sum(int(np.prod(shape)) for layer in model.layers for _, shape in layer.parameters)
-    if size <= UNROLLED_LIMIT:
+    if model.parameter_count <= UNROLLED_LIMIT:
         X, Y, *_ = recipe.prepared_data(seed=seed)
         row = network_swell(model, X[:4], Y[:4])
         lines += ["The whole loss on 4 samples unrolled into one expression in every parameter, against the "
                   "layer-level derivation:", "", format_markdown_table([row], list(row))]
     else:
-        lines += [f"{size} parameters: too many to unroll (limit {UNROLLED_LIMIT}). The layer-level derivation "
+        lines += [f"{model.parameter_count} parameters: too many to unroll (limit {UNROLLED_LIMIT}). "
+                  "The layer-level derivation "
                   f"has {layered_ops(model)} operations, whatever the sizes."]
     net = model.compile(optimizer=recipe.make_optimizer())
     text = Path(net.path).read_text(encoding="utf-8").splitlines()
@@ -116,7 +118,8 @@ def format_markdown_table(rows, columns):
     return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *body])
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend, or None when matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError:
@@ -126,16 +129,18 @@ def _pyplot():
     return plt
 
 
-def _plot_activation(plt, f, out):
-    import scipy.special
-    import sympy as sp
+def numpy_function(expr, variable):
+    """``expr`` as a NumPy function of ``variable``, with H(0) = 0 and erf from SciPy (for plots and tables)."""
+    return sp.lambdify(variable, expr, modules=[{"Heaviside": lambda x, h=0: np.heaviside(x, h),
+                                                 "erf": scipy.special.erf}, "numpy"])
 
+
+def _plot_activation(plt, f, out):
     fixed = {s: spec.initial for s, spec in f.parameters}
-    modules = [{"Heaviside": lambda x, h=0: np.heaviside(x, h), "erf": scipy.special.erf}, "numpy"]
     x = np.linspace(-4, 4, 401)
     figure, axes = plt.subplots(figsize=(5, 3))
     for expr, label in ((f.expr, "f"), (f.derivative, "f' (derived)")):
-        values = sp.lambdify(f.variable, expr.xreplace(fixed), modules=modules)(x)
+        values = numpy_function(expr.xreplace(fixed), f.variable)(x)
         axes.plot(x, np.broadcast_to(values, x.shape), label=label)
     axes.legend()
     axes.grid(alpha=0.3)

@@ -597,13 +597,11 @@ class NetworkModule:
                     w("for column in range(Y.shape[1]):")
                     with w.block():
                         w("Yb[row, column] = Y[source, column]")
-                w("if size == batch_size:")
+                w("Xk, Yk = Xb, Yb")
+                w("if size < batch_size:  # the short last batch")
                 with w.block():
-                    w(f"loss = train_step(theta, Xb, Yb{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
-                w("else:")
-                with w.block():
-                    w(f"loss = train_step(theta, np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])"
-                      f"{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
+                    w("Xk, Yk = np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])")
+                w(f"loss = train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
                 w("losses[k] = loss")
                 w("if not np.isfinite(loss):")
                 with w.block():
