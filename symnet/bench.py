@@ -10,6 +10,9 @@ checks that every implementation computes the same update.
 
 import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -22,7 +25,6 @@ from symnet.network import Parameters, Sequential
 from symnet.train.optim import SGD
 
 LEARNING_RATE = 0.01
-BLAS_GFLOPS_PROBE = (512, 512, 512)
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,16 @@ class Config:
     loss: str
     batch: int
 
-    @property
-    def flops(self):
-        """Multiply-adds of the three matrix products per layer, ×2: the step's arithmetic floor."""
-        return sum(3 * 2 * self.batch * a * b for a, b in zip(self.sizes, self.sizes[1:]))
+    def products(self):
+        """``(A, B)`` operand pairs of the matrix products an SGD step needs (A @ B each): per layer a @ Wᵀ forward,
+        δᵀ @ a for ∂L/∂W and, above the first layer, δ @ W for the δ below."""
+        rng = np.random.default_rng(0)
+        pairs = []
+        for number, (n_in, n_out) in enumerate(zip(self.sizes, self.sizes[1:])):
+            a, W, delta = (rng.normal(size=shape) for shape in ((self.batch, n_in), (n_out, n_in),
+                                                                (self.batch, n_out)))
+            pairs += [(a, W.T), (delta.T, a)] + ([(delta, W)] if number else [])
+        return pairs
 
     def model(self):
         last = len(self.sizes) - 2
@@ -207,12 +215,27 @@ def median_microseconds(function, repeats=None, budget=0.5):
     return statistics.median(times) * 1e6
 
 
-def blas_gflops():
-    """Matrix-product speed of NumPy's BLAS here, from a 512³ product."""
-    m, k, n = BLAS_GFLOPS_PROBE
-    a, b = np.ones((m, k)), np.ones((k, n))
-    seconds = median_microseconds(lambda: a @ b, repeats=10) * 1e-6
-    return 2 * m * k * n / seconds / 1e9
+def blas_floor_microseconds(config):
+    """µs of the step's matrix products alone (:meth:`Config.products`), each a NumPy ``@`` (BLAS) timed here:
+    what a step built on BLAS cannot go below."""
+    return sum(median_microseconds(lambda: A @ B) for A, B in config.products())
+
+
+def warm_start_seconds(directory, config):
+    """Seconds a new process takes, after its imports, to declare the config's model, find its module cached in
+    ``directory``, load it (Numba's cache: no compiling) and run one step."""
+    script = "\n".join([
+        "import time",
+        "from symnet.bench import CONFIGS, LEARNING_RATE",
+        "from symnet.train.optim import SGD",
+        f"config = CONFIGS[{config.name!r}]",
+        "X, Y = config.data()",
+        "began = time.perf_counter()",
+        f"net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory={str(directory)!r})",
+        "net.module.train_step(net.init(seed=0).flat, X, Y, *net.step_arguments())",
+        "print(time.perf_counter() - began)"])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
 
 
 def _weights(params, depth):
@@ -368,15 +391,20 @@ def bench_peers(config, params, X, Y, reference_loss):
 
 
 def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
-    """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, and inside
-    one ``train_epoch`` call), of the NumPy and Numba references and of the peers; ratios; compile time."""
+    """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
+    ``train_epoch`` call, and with ``parallel=False``), of the NumPy and Numba references, of the peers and of the
+    step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
+    temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it."""
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="symnet-bench-") as fresh:
+            return bench_config(config, peers, fresh, epoch_seconds)
     began = time.perf_counter()
     net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
     params = net.init(seed=0)
     start = net.pack({name: value.copy() for name, value in params.items()})
     X, Y = config.data()
     net.module.train_step(params.flat.copy(), X, Y, *net.step_arguments())      # Numba compiles here
-    compile_seconds = time.perf_counter() - began
+    cold_seconds = time.perf_counter() - began
     disagreement = check_agreement(config, net, params, X, Y)
     depth = len(config.sizes) - 1
     numpy_weights, numba_weights = _weights(params, depth), numba_lists(_weights(params, depth))
@@ -389,10 +417,18 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
         "symnet_net_step": median_microseconds(lambda: net.step(params, X, Y)),
         "numpy": median_microseconds(lambda: numpy_step(numpy_weights, X, Y, config)),
         "numba": median_microseconds(lambda: numba_step(numba_weights, X, Y, config)),
-        "max_disagreement": disagreement, "compile_seconds": compile_seconds,
+        "blas_floor": blas_floor_microseconds(config),
+        "max_disagreement": disagreement, "cold_start_seconds": cold_seconds,
+        "warm_start_seconds": warm_start_seconds(directory, config),
     }
     row["symnet_epoch"] = epoch_microseconds(net, params, X, Y, max(10, int(epoch_seconds / (row["symnet"] * 1e-6))))
+    row["symnet_serial"] = row["symnet"]
+    if "numba.prange" in net.path.read_text(encoding="utf-8"):
+        serial = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=False)
+        serial_arguments = serial.step_arguments()
+        row["symnet_serial"] = median_microseconds(lambda: serial.module.train_step(flat, X, Y, *serial_arguments))
     row["ratio_to_best_reference"] = row["symnet"] / min(row["numpy"], row["numba"])
+    row["ratio_to_blas_floor"] = row["symnet"] / row["blas_floor"]
     if peers:
         row["peers"] = bench_peers(config, start, X, Y, net.loss(start, X, Y))
         timed = [value for value in row["peers"].values() if isinstance(value, float)]
@@ -401,13 +437,8 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
 
 
 def run(names=None, peers=False, directory=None):
-    """The benchmark table: one row per config, plus the BLAS speed of this machine and each config's floor."""
+    """The benchmark table: ``{"rows": [one row per config (:func:`bench_config`)]}``."""
     unknown = [name for name in names or () if name not in CONFIGS]
     if unknown:
         raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
-    rows = [bench_config(CONFIGS[name], peers, directory) for name in names or CONFIGS]
-    gflops = blas_gflops()
-    for row in rows:
-        row["blas_floor"] = CONFIGS[row["config"]].flops / (gflops * 1e3)
-        row["ratio_to_blas_floor"] = row["symnet"] / row["blas_floor"]
-    return {"blas_gflops": gflops, "rows": rows}
+    return {"rows": [bench_config(CONFIGS[name], peers, directory) for name in names or CONFIGS]}

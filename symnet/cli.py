@@ -88,10 +88,10 @@ def build_parser():
     compare.set_defaults(run=_compare)
 
     bench = _command(subparsers, "bench", "Time the generated training step against hand-written NumPy and Numba "
-                     "steps (and PyTorch/JAX with --peers): µs per SGD step, medians, ratios.",
+                     "steps (and PyTorch, JAX and PyTensor with --peers): µs per SGD step, medians, ratios.",
                      "symnet bench --configs xor,digits --peers")
     bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist (default: all)")
-    bench.add_argument("--peers", action="store_true", help="also time PyTorch and JAX where installed")
+    bench.add_argument("--peers", action="store_true", help="also time PyTorch, JAX and PyTensor where installed")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(run=_bench)
 
@@ -227,13 +227,15 @@ def _bench(args):
             if isinstance(value, float):
                 shown[f"{peer} µs"] = f"{value:.1f}"
         shown["BLAS floor µs"] = f"{row['blas_floor']:.1f}"
-        shown["compile s"] = f"{row['compile_seconds']:.2f}"
+        shown["1 core loops µs"] = f"{row['symnet_serial']:.1f}"
+        shown["cold / warm start s"] = f"{row['cold_start_seconds']:.1f} / {row['warm_start_seconds']:.2f}"
         rows.append(shown)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print(format_table([{c: row.get(c, "-") for c in columns} for row in rows], columns))
-    print(f"\nBLAS here: {result['blas_gflops']:.0f} GFLOP/s (a 512³ product); floor = the step's matrix-product "
-          "flops at that speed. symnet µs: the generated train_step called directly; in epoch: per step inside one "
-          "train_epoch call (what sn.fit runs); net.step adds input checks in Python.")
+    print("\nsymnet µs: the generated train_step called directly; in epoch: per step inside one train_epoch call "
+          "(what sn.fit runs); net.step adds input checks in Python. BLAS floor: the step's matrix products alone, "
+          "each timed as a NumPy product. 1 core loops: the module generated with parallel=False. Cold start: "
+          "generating the module and Numba compiling it; warm: a new process finding it cached (after imports).")
     absent = sorted({f"{peer}: {value}" for row in result["rows"] for peer, value in row.get("peers", {}).items()
                      if not isinstance(value, float)})
     if absent:

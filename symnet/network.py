@@ -141,18 +141,24 @@ class Sequential:
                      rf"\frac{{\partial \ell}}{{\partial o_j}} = {latex(self.loss.gradient)}")
         return "\n".join(lines)
 
-    def compile(self, optimizer=None, dtype="float64", directory=None):
-        """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`."""
+    def compile(self, optimizer=None, dtype="float64", directory=None, parallel=True):
+        """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`.
+
+        ``parallel=True`` lets the generated code run the activation loops of wide layers with transcendental
+        activations on every core (each row independent, so results are identical to ``parallel=False``); large
+        matrix products use threaded BLAS either way."""
         if optimizer is not None:
             for layer in self.layers:
                 layer.activation.check_trainable()
-        return CompiledNetwork(self, optimizer, check_dtype(dtype), directory)
+        if not isinstance(parallel, bool):
+            raise ConfigurationError(f"parallel must be True or False, got {parallel!r}")
+        return CompiledNetwork(self, optimizer, check_dtype(dtype), directory, parallel)
 
 
 class CompiledNetwork:
     """A model backed by one generated module: ``init``, ``loss``, ``loss_and_grad``, ``predict``, ``step``."""
 
-    def __init__(self, model, optimizer, dtype, directory):
+    def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
         self.layout = []
         offset = 0
@@ -163,10 +169,10 @@ class CompiledNetwork:
                 offset += size
         self.size = offset
         self.digest = modules.content_hash("network", model.definition(),
-                                           optimizer.definition() if optimizer else "", dtype)
+                                           optimizer.definition() if optimizer else "", dtype, f"parallel={parallel}")
         self.path, self.written = modules.ensure_module(
             modules.module_path("network", self.digest, directory),
-            lambda: NetworkModule(model, optimizer, dtype, self.digest).text())
+            lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text())
         self.module = modules.load_module(self.path)
         self._buffers = [np.zeros(self.size, dtype=dtype)]                    # the gradient
         if optimizer is not None and optimizer.lookahead is not None:

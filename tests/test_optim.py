@@ -117,3 +117,23 @@ def test_compiled_epoch_equals_the_same_steps_one_by_one(name):
     assert np.array_equal(first.flat, second.flat)
     for key, value in stepped.optimizer_state.items():
         assert np.array_equal(fitted.optimizer_state[key], value)
+
+
+def test_parallel_activation_loops_give_the_serial_bits():
+    """parallel=True runs wide transcendental activation loops with numba.prange; each row is independent, so the
+    trained parameters must equal the serial module's bit for bit (including a short last batch)."""
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(45, 3)), rng.normal(size=(45, 1))
+    model = sn.Sequential([sn.Dense(3, 64, "tanh"), sn.Dense(64, 64, "sigmoid"), sn.Dense(64, 64, "relu"),
+                           sn.Dense(64, 1)], loss="mse")
+    parallel = model.compile(optimizer=sn.optim.Adam(lr=0.01))
+    serial = model.compile(optimizer=sn.optim.Adam(lr=0.01), parallel=False)
+    text = parallel.path.read_text()
+    assert text.count("for n in numba.prange(batch):") == 2 * 3         # tanh and sigmoid layers, in 3 functions
+    assert "parallel=True" in text and "prange" not in serial.path.read_text()
+    first, second = parallel.init(seed=2), serial.init(seed=2)
+    one = sn.fit(parallel, first, X, Y, epochs=3, batch_size=16, seed=1)
+    two = sn.fit(serial, second, X, Y, epochs=3, batch_size=16, seed=1)
+    assert np.array_equal(first.flat, second.flat) and one.loss == two.loss
+    with pytest.raises(ConfigurationError, match="parallel must be True or False"):
+        model.compile(parallel="yes")
