@@ -154,23 +154,28 @@ class NetworkModule:
         raise ValueError(f"index {index} has no size")
 
     def _loops(self, w, term_list, target, target_indices, accumulate=False):
-        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors."""
+        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors.
+
+        A single sum over the batch index (∂L/∂b = Σ_n δ[n, p], small ∂L/∂W) puts the batch loop outside, so rows
+        are read in memory order (mnist's Σ_n δ[n, p]: 73 → 5 µs); every cell still adds its terms in batch order
+        from 0, so the bits are those of the cell-by-cell sum."""
         all_factors = [f for t in term_list for f in t.factors]
-        for idx in target_indices:
-            w(f"for {idx} in range({self._size(idx, all_factors)}):")
-            w.depth += 1
-        w(f"total = {self.p(sp.Float(0))}")
-        for t in term_list:
-            opened = 0
-            for idx in t.summed:
-                w(f"for {idx} in range({self._size(idx, t.factors)}):")
-                w.depth += 1
-                opened += 1
-            w(f"total += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
-            w.depth -= opened
         cell = f"{target}[{', '.join(map(str, target_indices))}]"
-        w(f"{cell} {'+=' if accumulate else '='} total")
-        w.depth -= len(target_indices)
+        ranges = [(idx, self._size(idx, all_factors)) for idx in target_indices]
+        if (not accumulate and len(term_list) == 1 and len(term_list[0].summed) == 1
+                and self._size(term_list[0].summed[0], all_factors) == "batch"):
+            t = term_list[0]
+            with w.loops(*ranges):
+                w(f"{cell} = {self.p(sp.Float(0))}")
+            with w.loops((t.summed[0], "batch"), *ranges):
+                w(f"{cell} += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
+            return
+        with w.loops(*ranges):
+            w(f"total = {self.p(sp.Float(0))}")
+            for t in term_list:
+                with w.loops(*((idx, self._size(idx, t.factors)) for idx in t.summed)):
+                    w(f"total += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
+            w(f"{cell} {'+=' if accumulate else '='} total")
 
     def _small(self, term):
         """True when the fixed (non-batch) extents of a product multiply to at most SMALL_PRODUCT: plain loops
@@ -243,8 +248,11 @@ class NetworkModule:
             else:
                 w(f"z{number} = np.zeros((batch, {layer.n_out}), dtype=np.{self.dtype})")
             identity = f.expr == f.variable
-            if not identity:
+            keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
+            if keep_z and not identity:
                 w(f"a{number} = np.empty_like(z{number})")
+            else:
+                w(f"a{number} = z{number}" + ("" if identity else "   # a = f(z) is written over z (not needed later)"))
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
                 w(f"fprime{number} = np.empty_like(z{number})")
@@ -254,14 +262,13 @@ class NetworkModule:
             with w.loops(("n", "batch"), ("i", layer.n_out), parallel=parallel):
                 bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
                 w(f"z = z{number}[n, i] + {self.p(bias)}")
-                w(f"z{number}[n, i] = z")
+                if keep_z:
+                    w(f"z{number}[n, i] = z")
                 at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
                 if not identity:
                     w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
                 if store_fprime and fprime[0] == "input":
                     w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace(at_z))}")
-            if identity:
-                w(f"a{number} = z{number}")
 
     def _softmax(self, w, layer, number, previous):
         """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
