@@ -227,14 +227,14 @@ def _bench(args):
             if isinstance(value, float):
                 shown[f"{peer} µs"] = f"{value:.1f}"
         shown["BLAS floor µs"] = f"{row['blas_floor']:.1f}"
-        shown["1 core loops µs"] = f"{row['symnet_serial']:.1f}"
+        shown["parallel=False µs"] = f"{row['symnet_serial']:.1f}"
         shown["cold / warm start s"] = f"{row['cold_start_seconds']:.1f} / {row['warm_start_seconds']:.2f}"
         rows.append(shown)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print(format_table([{c: row.get(c, "-") for c in columns} for row in rows], columns))
     print("\nsymnet µs: the generated train_step called directly; in epoch: per step inside one train_epoch call "
           "(what sn.fit runs); net.step adds input checks in Python. BLAS floor: the step's matrix products alone, "
-          "each timed as a NumPy product. 1 core loops: the module generated with parallel=False. Cold start: "
+          "each timed as a NumPy product. parallel=False: the module without prange loops. Cold start: "
           "generating the module and Numba compiling it; warm: a new process finding it cached (after imports).")
     absent = sorted({f"{peer}: {value}" for row in result["rows"] for peer, value in row.get("peers", {}).items()
                      if not isinstance(value, float)})

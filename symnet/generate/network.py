@@ -335,6 +335,16 @@ class NetworkModule:
             w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
             w(f"delta{last} = np.empty_like(a{last})")
             self._zero_activation_gradients(w, last)
+        totals = []
+        for expr in (value, gradient) if with_gradient else (value,):
+            totals += [t for t in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key) if t not in totals]
+        # a summand that ∂ℓ/∂o_j uses again at k = j (softmax: e^(o_j − m)) is kept per class, not recomputed
+        kept = {}
+        for total in totals:
+            at_j = total.function.xreplace({total.limits[0][0]: losses.j})
+            if with_gradient and gradient.has(at_j):
+                kept[total] = (sp.IndexedBase(f"term{len(kept)}", real=True), at_j)
+                w(f"{kept[total][0]} = np.empty({K}, dtype=np.{self.dtype})")
         w(f"loss = {self.p(sp.Float(0))}")
         w("for n in range(batch):")
         with w.block():
@@ -344,16 +354,18 @@ class NetworkModule:
                 with w.block():
                     w(f"m = max(m, {output}[n, k])")
             sums = {}
-            for expr in (value, gradient) if with_gradient else (value,):
-                for total in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key):
-                    if total not in sums:
-                        name = sp.Symbol(f"sum{len(sums)}", real=True)
-                        sums[total] = name
-                        (index, low, high) = total.limits[0]
-                        w(f"{name} = {self.p(sp.Float(0))}")
-                        w(f"for {index} in range({low}, {high + 1}):")
-                        with w.block():
-                            w(f"{name} += {self.p(total.function)}")
+            for total in totals:
+                name = sums[total] = sp.Symbol(f"sum{len(sums)}", real=True)
+                (index, low, high) = total.limits[0]
+                w(f"{name} = {self.p(sp.Float(0))}")
+                w(f"for {index} in range({low}, {high + 1}):")
+                with w.block():
+                    if total in kept:
+                        w(f"{kept[total][0]}[{index}] = {self.p(total.function)}")
+                        w(f"{name} += {kept[total][0]}[{index}]")
+                    else:
+                        w(f"{name} += {self.p(total.function)}")
+            gradient = gradient.xreplace({at_j: buffer[losses.j] for buffer, at_j in kept.values()})
             w(f"loss += {self.p(value.xreplace(sums))}")
             if with_gradient:
                 fprime = self.model.fprime_form(last - 1)
