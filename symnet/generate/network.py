@@ -6,8 +6,11 @@ applied to SymPy expressions the earlier stages derived:
 * contractions of a layer's forward map and of its derived VJPs become
   ``np.dot`` (two 2-D factors, one summed index; transposes are views, so no
   copies) or explicit loops (anything else);
-* elementwise work (bias, activation, f') is one fused loop per layer;
-* the loss's sums over classes become loops per sample;
+  Sums over the batch run row by row, in memory order;
+* elementwise work (bias, activation, f') is one fused loop per layer, over the
+  batch on every core (``numba.prange``) for wide transcendental layers;
+* the loss's sums over classes become loops per sample, keeping a summand the
+  gradient uses again (softmax's e^(o_k − m));
 * the optimizer's update rule is one loop over the flat parameter vector.
 """
 
