@@ -16,7 +16,7 @@ LN2_LOW = 1.90821492927058770002e-10
 INV_LN2 = 1.44269504088896338700e+00
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _tanh(x):
     """tanh(x) in plain arithmetic (vectorisable; ≤ 1 ulp):
     |x| < 0.625: x + x³·P(x²)/Q(x²) (Cephes' rational approximation);

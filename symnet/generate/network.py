@@ -27,9 +27,11 @@ from symnet.simplify import stable
 from symnet.train import optim as opt
 
 INDENT = "    "
-JIT = '@numba.njit(cache=True, error_model="numpy")'
+JIT = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
 """Every generated function's decorator. NumPy's error model: x/0 gives inf or nan (which the training loop
-detects) instead of raising, so LLVM can vectorise loops that divide (measured: symnet bench)."""
+detects) instead of raising, so LLVM can vectorise loops that divide. ``contract`` lets LLVM fuse a·b + c into
+one FMA instruction (one rounding instead of two; no other fast-math licence: NaN, inf and the order of sums are
+kept): tiny 11.9 → 10.1 µs, deep 262 → 244 µs per step (symnet bench, one process)."""
 SMALL_PRODUCT = 64
 PARALLEL_MIN_WIDTH = 64
 """With ``parallel``, a layer's activation loop runs over the batch on all cores (``numba.prange``) when the layer
