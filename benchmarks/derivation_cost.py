@@ -11,7 +11,6 @@ import tempfile
 
 PROBE = """
 import sys, time
-began = time.perf_counter()
 import symnet as sn
 imported = time.perf_counter()
 sizes = [int(s) for s in sys.argv[1].split("-")]

@@ -4,10 +4,9 @@
 """
 
 import numpy as np
-import sympy as sp
 
 import symnet as sn
-from symnet.report import numpy_function
+from symnet.report import latex, numpy_function
 from common import arguments, pyplot, save
 
 GROUPS = {
@@ -27,10 +26,9 @@ def main(argv=None):
         figure, (left, right) = (plt.subplots(1, 2, figsize=(10, 3.8)) if plt else (None, (None, None)))
         for member in members:
             f = sn.activations.get(member)
-            initial = {s: spec.initial for s, spec in f.parameters}
-            expr, derivative = f.expr.xreplace(initial), f.derivative.xreplace(initial)
-            cse = sn.derive(f.expr.xreplace(initial), f.variable).cse_latex()
-            print(f"{f.name}: f(t) = {sp.latex(expr)}")
+            expr, derivative = f.expr.xreplace(f.initial_values), f.derivative.xreplace(f.initial_values)
+            cse = sn.derive(expr, f.variable).cse_latex()
+            print(f"{f.name}: f(t) = {latex(expr)}")
             print(f"    f'(t), CSE'd: {'; '.join(cse)}")
             if plt:
                 left.plot(x, np.broadcast_to(numpy_function(expr, f.variable)(x), x.shape), label=f.name)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from symnet.report import pyplot
 
-__all__ = ["arguments", "pyplot", "save"]
+__all__ = ["arguments", "plot_curves", "pyplot", "save"]
 
 
 def arguments(description, argv=None):
@@ -25,3 +25,19 @@ def save(figure, out, name):
     figure.clf()
     print(f"figure: {path}")
     return path
+
+
+def plot_curves(out, name, curves, xlabel, ylabel, x=None, log=False, **style):
+    """``{label: values}`` as lines on one axes (log y with ``log``), written to ``out/name``; nothing without
+    matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, values in curves.items():
+        (axes.semilogy if log else axes.plot)(*([] if x is None else [x]), values, label=label, **style)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return save(figure, out, name)

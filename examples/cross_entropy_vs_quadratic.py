@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 import symnet as sn
-from common import arguments, pyplot, save
+from common import arguments, plot_curves
 
 
 def main(argv=None):
@@ -38,15 +38,7 @@ def main(argv=None):
         outputs[label] = history
         print(f"{label}: output σ(z) after {steps // 6} steps {history[steps // 6]:.3f}, after {steps - 1} "
               f"steps {history[-1]:.3f}")
-    plt = pyplot()
-    if plt:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        for label, history in outputs.items():
-            axes.plot(history, label=label)
-        axes.set_xlabel("step")
-        axes.set_ylabel("output σ(wx + b), target 0")
-        axes.legend()
-        save(figure, args.out, "cross_entropy_vs_quadratic.png")
+    plot_curves(args.out, "cross_entropy_vs_quadratic.png", outputs, "step", "output σ(wx + b), target 0")
     return outputs
 
 

@@ -8,7 +8,7 @@ about √n per matrix; what is left is the slow drift of random products (a fact
 
 import numpy as np
 
-from common import arguments, pyplot, save
+from common import arguments, plot_curves
 
 
 def product_norms(scale, seed, count=100, size=4):
@@ -30,16 +30,9 @@ def main(argv=None):
     print(f"  Xavier, N(0, 2/(4+4)):      {np.median([x[-1] for x in xavier]):.2e}")
     for label, runs in (("N(0, 1)", raw), ("Xavier", xavier)):
         print(f"  {label}: factor per matrix (geometric mean) {np.median([r[-1] for r in runs]) ** (1 / 100):.3f}")
-    plt = pyplot()
-    if plt:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        axes.semilogy(range(1, 101), np.median(raw, axis=0), label="N(0, 1)")
-        axes.semilogy(range(1, 101), np.median(xavier, axis=0), label="Xavier")
-        axes.set_xlabel("matrices multiplied")
-        axes.set_ylabel("‖product‖₂ (median of 20 seeds)")
-        axes.legend()
-        axes.grid(alpha=0.3)
-        save(figure, args.out, "exploding_gradient.png")
+    plot_curves(args.out, "exploding_gradient.png", {"N(0, 1)": np.median(raw, axis=0),
+                                                     "Xavier": np.median(xavier, axis=0)},
+                "matrices multiplied", "‖product‖₂ (median of 20 seeds)", x=range(1, 101), log=True)
     return raw, xavier
 
 

@@ -8,7 +8,7 @@ once centred; steps of gradient descent until the loss is within 1 % of its opti
 import numpy as np
 
 import symnet as sn
-from common import arguments, pyplot, save
+from common import arguments, plot_curves
 
 
 def steps_to_converge(X, Y, steps):
@@ -30,15 +30,8 @@ def main(argv=None):
         reached = next((k for k, loss in enumerate(curve) if loss <= 1.01 * best), None)
         print(f"{label:13s}: loss {curve[-1]:.4f} after {steps} steps; within 1 % of the best after "
               f"{reached if reached is not None else '>' + str(steps)} steps")
-    plt = pyplot()
-    if plt:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        for label, curve in curves.items():
-            axes.semilogy(np.array(curve) - best + 1e-6, label=label)
-        axes.set_xlabel("gradient-descent step")
-        axes.set_ylabel("loss − best")
-        axes.legend()
-        save(figure, args.out, "input_centering.png")
+    gaps = {label: np.array(curve) - best + 1e-6 for label, curve in curves.items()}
+    plot_curves(args.out, "input_centering.png", gaps, "gradient-descent step", "loss − best", log=True)
     return curves
 
 

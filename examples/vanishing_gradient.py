@@ -9,7 +9,7 @@ import numpy as np
 
 import symnet as sn
 from symnet.report import format_table
-from common import arguments, pyplot, save
+from common import arguments, plot_curves
 
 
 def main(argv=None):
@@ -29,16 +29,8 @@ def main(argv=None):
     print(format_table(rows, list(rows[0])))
     for a in norms:
         print(f"{a}: first layer / last hidden layer = {norms[a][0] / norms[a][depth - 1]:.2e}")
-    plt = pyplot()
-    if plt:
-        figure, axes = plt.subplots(figsize=(6, 4))
-        for a, values in norms.items():
-            axes.semilogy(range(1, depth + 2), values, marker="o", label=a)
-        axes.set_xlabel("layer l (1 = input side)")
-        axes.set_ylabel("‖∂L/∂W_l‖")
-        axes.legend()
-        axes.grid(alpha=0.3)
-        save(figure, args.out, "vanishing_gradient.png")
+    plot_curves(args.out, "vanishing_gradient.png", norms, "layer l (1 = input side)", "‖∂L/∂W_l‖",
+                x=range(1, depth + 2), log=True, marker="o")
     return norms
 
 

@@ -9,7 +9,6 @@ checks that every implementation computes the same update.
 """
 
 import importlib.util
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ import numpy as np
 from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError
 from symnet.network import Parameters, Sequential
+from symnet.timing import median_seconds
 from symnet.train.optim import SGD
 
 LEARNING_RATE = 0.01
@@ -204,15 +204,7 @@ def numba_step(lists, X, Y, config, lr=LEARNING_RATE):
 
 def median_microseconds(function, repeats=None, budget=0.5):
     """Median µs of ``function()`` over ``repeats`` calls (or as many as fit in ``budget`` seconds, 20–2000)."""
-    function()
-    times = []
-    started = time.perf_counter()
-    while len(times) < (repeats or 20) or (repeats is None and time.perf_counter() - started < budget
-                                           and len(times) < 2000):
-        begin = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times) * 1e6
+    return median_seconds(function, budget, least=repeats or 20, most=repeats or 2000) * 1e6
 
 
 def blas_floor_microseconds(config):

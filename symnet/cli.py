@@ -114,7 +114,7 @@ def build_parser():
 
 
 def _compare(args):
-    from symnet.compare import compare, peer_gradients, plot_errors
+    from symnet.compare import compare, errors_against, peer_gradients, plot_errors
     from symnet.declare.parse import parse_point
 
     if args.network is not None:
@@ -155,7 +155,7 @@ def _compare(args):
             add(method, step, values, result["errors"]["numeric"][method][step], timings.get(method))
     for peer, values in result.get("peers", {}).items():
         if isinstance(values, dict):
-            add(f"{peer} autograd", "-", values, _errors_against(values, result["reference"]), None)
+            add(f"{peer} autograd", "-", values, errors_against(values, result["reference"]), None)
     print(format_table(rows, list(rows[0])))
     estimate = result["optimal_step_estimate"]
     print("\nbest step: " + ", ".join(f"{m} {h}" for m, h in result["best_step"].items())
@@ -170,18 +170,14 @@ def _compare(args):
         if not isinstance(values, dict):
             print(f"peer {peer}: {values}")
     if args.trace:
-        print("\nforward mode (dual numbers), one column per input direction:")
-        print(format_table(comparison.forward_trace(), list(comparison.forward_trace()[0])))
-        print("\nreverse mode (adjoints ∂f/∂h_k), from the output back:")
-        print(format_table(comparison.reverse_trace(), list(comparison.reverse_trace()[0])))
+        for title, trace in (("forward mode (dual numbers), one column per input direction",
+                              comparison.forward_trace()),
+                             ("reverse mode (adjoints ∂f/∂h_k), from the output back", comparison.reverse_trace())):
+            print(f"\n{title}:")
+            print(format_table(trace, list(trace[0])))
     if args.plot:
         print(f"\nplot: {result['plot']}")
     return 0
-
-
-def _errors_against(values, reference):
-    return {name: {"relative": abs(values[name] - reference[name]) / (abs(reference[name]) or 1.0)}
-            for name in values}
 
 
 def _compare_network(args):
@@ -206,6 +202,7 @@ def _compare_network(args):
 
 
 def _bench(args):
+    import os
     import platform
 
     from symnet import bench
@@ -213,7 +210,7 @@ def _bench(args):
     names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
     result = bench.run(names, peers=args.peers)
     result["machine"] = {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                         "cpus": __import__("os").cpu_count()}
+                         "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -19,8 +19,6 @@ and independent of ``sympy.diff``, so they cross-check it.  The reference is
 """
 
 import math
-import statistics
-import time
 from dataclasses import dataclass, field
 
 import mpmath
@@ -33,6 +31,7 @@ from symnet.differentiate import count_ops, normalize
 from symnet.errors import ExpressionError
 from symnet.expression import as_symbols, derive
 from symnet.report import pyplot
+from symnet.timing import median_seconds
 
 EPSILON = float(np.finfo(np.float64).eps)
 REFERENCE_DIGITS = 50
@@ -336,7 +335,8 @@ def _reference(expr, symbols, wrt, point):
         return {v.name: float(mpmath.diff(function, at, [1 if s == v else 0 for s in symbols])) for v in wrt}
 
 
-def _errors(values, reference):
+def errors_against(values, reference):
+    """``{var: {"absolute": …, "relative": …}}`` of ``values`` against ``reference`` (absolute where it is 0)."""
     result = {}
     for name, value in values.items():
         absolute = abs(value - reference[name])
@@ -345,15 +345,9 @@ def _errors(values, reference):
     return result
 
 
-def _median_seconds(function, budget=TIMING_BUDGET, max_repeats=200):
-    """Median wall time of ``function()`` over repeats that fill about ``budget`` seconds (at least 5)."""
-    times = []
-    started = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - started < budget and len(times) < max_repeats):
-        begin = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+def _median_seconds(function, budget=TIMING_BUDGET):
+    """Median wall time of ``function()``: at least 5 calls, more while ``budget`` seconds last (200 at most)."""
+    return median_seconds(function, budget, least=5, most=200)
 
 
 def _step(text):
@@ -425,9 +419,11 @@ def compare(expression, wrt, at, steps=None, timings=True):
     forward_values = dict(zip(names, (float(g) for g in ad_forward)))
     reverse_values = dict(zip(names, (float(g) for g in ad_reverse)))
 
-    errors = {"symbolic": _errors(symbolic, reference), "symbolic_reverse": _errors(symbolic_reverse, reference),
-              "forward_ad": _errors(forward_values, reference), "reverse_ad": _errors(reverse_values, reference),
-              "numeric": {m: {h: _errors(values, reference) for h, values in table.items()}
+    errors = {"symbolic": errors_against(symbolic, reference),
+              "symbolic_reverse": errors_against(symbolic_reverse, reference),
+              "forward_ad": errors_against(forward_values, reference),
+              "reverse_ad": errors_against(reverse_values, reference),
+              "numeric": {m: {h: errors_against(values, reference) for h, values in table.items()}
                           for m, table in numeric.items()}}
     best_step = {m: min(steps, key=lambda h: max(e["relative"] for e in errors["numeric"][m][h].values()))
                  for m in methods}

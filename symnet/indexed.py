@@ -74,6 +74,11 @@ class Term:
     summed: tuple       # index symbols
     rest: sp.Expr       # non-indexed remaining factor (1 for pure contractions)
 
+    @property
+    def summand(self):
+        """``coefficient · rest · Π factors``: what is summed over ``summed``."""
+        return self.coefficient * self.rest * sp.Mul(*self.factors)
+
 
 def terms(expr):
     """Read a contracted index expression as a list of :class:`Term`."""

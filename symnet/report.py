@@ -71,8 +71,7 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
     for name, f in seen.items():
         lines += [f"### {name}", "", f"$$f(t) = {latex(f.expr)}$$", f"$$f'(t) = {latex(f.derivative)}$$", "",
                   "CSE'd:", ""]
-        fixed = f.expr.xreplace({s: spec.initial for s, spec in f.parameters})
-        lines += [f"$${line}$$" for line in derive(fixed, f.variable).cse_latex()]
+        lines += [f"$${line}$$" for line in derive(f.expr.xreplace(f.initial_values), f.variable).cse_latex()]
         if plt and f.expr != f.variable:
             lines += ["", f"![{name}]({_plot_activation(plt, f, out)})"]
         lines.append("")
@@ -136,11 +135,10 @@ def numpy_function(expr, variable):
 
 
 def _plot_activation(plt, f, out):
-    fixed = {s: spec.initial for s, spec in f.parameters}
     x = np.linspace(-4, 4, 401)
     figure, axes = plt.subplots(figsize=(5, 3))
     for expr, label in ((f.expr, "f"), (f.derivative, "f' (derived)")):
-        values = numpy_function(expr.xreplace(fixed), f.variable)(x)
+        values = numpy_function(expr.xreplace(f.initial_values), f.variable)(x)
         axes.plot(x, np.broadcast_to(values, x.shape), label=label)
     axes.legend()
     axes.grid(alpha=0.3)

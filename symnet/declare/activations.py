@@ -76,6 +76,11 @@ class Activation:
     def parameter_symbols(self):
         return tuple(s for s, _ in self.parameters)
 
+    @property
+    def initial_values(self):
+        """``{symbol: initial value}`` of the trainable parameters: f as it starts training."""
+        return {s: spec.initial for s, spec in self.parameters}
+
     @cached_property
     def parameter_derivatives(self):
         """{symbol: ∂f/∂symbol} for every trainable parameter, derived by SymPy."""

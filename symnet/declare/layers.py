@@ -214,7 +214,7 @@ class Dropout(SizedByPredecessor):
 
 
 @lru_cache(maxsize=None)
-def _derived_vjps(forward_map, parameters, output_indices=(n, i)):
+def _derived_vjps(forward_map, parameters, output_indices):
     result = {}
     limits = [(index_, 0, RANGES[index_] - 1) for index_ in output_indices]
     for base in (a, *parameters):

@@ -173,13 +173,13 @@ class NetworkModule:
             with w.loops(*ranges):
                 w(f"{cell} = {self.p(sp.Float(0))}")
             with w.loops((t.summed[0], "batch"), *ranges):
-                w(f"{cell} += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
+                w(f"{cell} += {self.p(t.summand)}")
             return
         with w.loops(*ranges):
             w(f"total = {self.p(sp.Float(0))}")
             for t in term_list:
                 with w.loops(*((idx, self._size(idx, t.factors)) for idx in t.summed)):
-                    w(f"total += {self.p(t.coefficient * t.rest * sp.Mul(*t.factors))}")
+                    w(f"total += {self.p(t.summand)}")
             w(f"{cell} {'+=' if accumulate else '='} total")
 
     def _small(self, term):
@@ -265,7 +265,7 @@ class NetworkModule:
                             for call in self.model.activation_value(number - 1).atoms(sp.Function))
             parallel = self.parallel and expensive and layer.n_out >= PARALLEL_MIN_WIDTH
             with w.loops(("n", "batch"), ("i", layer.n_out), parallel=parallel):
-                bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
+                bias = sum((t.summand for t in elementwise), sp.Integer(0))
                 w(f"z = z{number}[n, i] + {self.p(bias)}")
                 if keep_z:
                     w(f"z{number}[n, i] = z")
@@ -298,7 +298,7 @@ class NetworkModule:
 
     def _max_over_pieces(self, w, layer, number, elementwise):
         """a[n, i] = max_k z[n, i, k] (after adding the bias terms), remembering the winning piece."""
-        bias = sum((t.coefficient * t.rest * sp.Mul(*t.factors) for t in elementwise), sp.Integer(0))
+        bias = sum((t.summand for t in elementwise), sp.Integer(0))
         z = f"z{number}"
         w(f"# maxout: a{number}[n, i] = max_k {z}[n, i, k]; piece{number}[n, i] = the first k that attains it")
         w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
@@ -544,6 +544,13 @@ class NetworkModule:
     def _noise_argument(self):
         return ["noise_seed"] if self.model.noisy else []
 
+    def _step_tail(self):
+        """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: work buffers, optimizer state,
+        hyper-parameters (the order of :meth:`CompiledNetwork.step_arguments`)."""
+        optimizer = self.optimizer
+        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
+        return [*buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
+
     def optimizer_step(self, w):
         optimizer = self.optimizer
         rule = optimizer.rule()
@@ -554,9 +561,7 @@ class NetworkModule:
         rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in rule]
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
         printer = NumbaPrinter(self.dtype, local)
-        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
-        arguments = ["theta", "X", "Y", *self._noise_argument(), *buffers, *optimizer.state_names(),
-                     *(h.name for h in optimizer.hyperparameters)]
+        arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
         seed = "".join(", " + name for name in self._noise_argument())
         with w.function("train_step", arguments):
             w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated."""')
@@ -608,9 +613,7 @@ class NetworkModule:
 
     def epoch(self, w):
         """``train_epoch``: many steps in one compiled call, so no Python runs between steps."""
-        optimizer = self.optimizer
-        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
-        tail = [*buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
+        tail = self._step_tail()
         noise = ["noise_seeds"] if self.model.noisy else []
         with w.function("train_epoch", ['theta', 'X', 'Y', 'order', 'batch_size', 'first', 'last', *noise, 'losses',
                                         *tail]):
@@ -627,12 +630,9 @@ class NetworkModule:
                 w("for row in range(size):")
                 with w.block():
                     w("source = order[low + row]")
-                    w("for column in range(X.shape[1]):")
-                    with w.block():
-                        w("Xb[row, column] = X[source, column]")
-                    w("for column in range(Y.shape[1]):")
-                    with w.block():
-                        w("Yb[row, column] = Y[source, column]")
+                    for whole, batch in (("X", "Xb"), ("Y", "Yb")):
+                        with w.loops(("column", f"{whole}.shape[1]")):
+                            w(f"{batch}[row, column] = {whole}[source, column]")
                 w("Xk, Yk = Xb, Yb")
                 w("if size < batch_size:  # the short last batch")
                 with w.block():
