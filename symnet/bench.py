@@ -21,10 +21,12 @@ import numpy as np
 from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError
 from symnet.network import Parameters, Sequential
-from symnet.timing import median_seconds
+from symnet.timing import interleaved_medians, median_seconds
 from symnet.train.optim import SGD
 
 LEARNING_RATE = 0.01
+PAUSE = 0.3
+"""Idle seconds before each timing, so no worker thread of the implementation timed before still spins."""
 
 
 @dataclass(frozen=True)
@@ -202,15 +204,10 @@ def numba_step(lists, X, Y, config, lr=LEARNING_RATE):
 
 # --- timing -------------------------------------------------------------------------
 
-def median_microseconds(function, repeats=None, budget=0.5):
-    """Median µs of ``function()`` over ``repeats`` calls (or as many as fit in ``budget`` seconds, 20–2000)."""
-    return median_seconds(function, budget, least=repeats or 20, most=repeats or 2000) * 1e6
-
-
-def blas_floor_microseconds(config):
-    """µs of the step's matrix products alone (:meth:`Config.products`), each a NumPy ``@`` (BLAS) timed here:
-    what a step built on BLAS cannot go below."""
-    return sum(median_microseconds(lambda: A @ B) for A, B in config.products())
+def blas_floor(config):
+    """The step's matrix products alone (:meth:`Config.products`) as calls of NumPy's ``@`` (BLAS), for timing:
+    what a step built on BLAS cannot go below is the sum of their times."""
+    return {f"blas {number}": (lambda A=A, B=B: A @ B) for number, (A, B) in enumerate(config.products())}
 
 
 def warm_start_seconds(directory, config):
@@ -252,8 +249,8 @@ def check_agreement(config, net, params, X, Y):
     return worst
 
 
-def epoch_microseconds(net, params, X, Y, steps):
-    """µs per step when ``steps`` steps run in one ``train_epoch`` call (the same batch, repeated)."""
+def epoch_run(net, params, X, Y, steps):
+    """A call running ``steps`` steps in one ``train_epoch`` call (the same batch, repeated)."""
     order = np.tile(np.arange(len(X)), steps)
     losses = np.empty(steps)
     arguments = net.step_arguments()
@@ -263,7 +260,7 @@ def epoch_microseconds(net, params, X, Y, steps):
         if reached != steps:
             raise ConfigurationError(f"the benchmark's training diverged at step {reached}")
 
-    return median_microseconds(run, repeats=5) / steps
+    return run
 
 
 def _peer_loss(config, weights, X, Y, activation, total, row_logsumexp, row_sum):
@@ -340,49 +337,53 @@ def _check_peer(name, value, reference):
         raise ConfigurationError(f"the {name} peer computes loss {float(value)!r}, symnet {reference!r}: not comparable")
 
 
-def bench_peers(config, params, X, Y, reference_loss):
-    """µs per step of the installed peers ("not installed" otherwise), after checking that each computes the same
-    loss as symnet at the starting parameters."""
-    depth = len(config.sizes) - 1
+def peer_steps(config, params, X, Y, reference_loss):
+    """``{peer: step}``: a call running one SGD step of each installed peer ("not installed" in its place
+    otherwise), after checking that the peer computes the same loss as symnet at the starting parameters."""
+    weights = _weights(params, len(config.sizes) - 1)
     result = {}
-    try:
-        import jax.numpy as jnp
-    except ImportError:
-        result["jax"] = "not installed"
-    else:
-        step = jax_step(config)
-        weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in _weights(params, depth)]
-        Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
-        _check_peer("JAX", step(weights, Xj, Yj)[1], reference_loss)
-
-        def run():
-            new, value = step(weights, Xj, Yj)
-            value.block_until_ready()
-
-        result["jax"] = median_microseconds(run)
-    try:
-        import torch
-    except ImportError:
-        result["torch"] = "not installed"
-    else:
-        step = torch_step(config)
-        weights = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
-                   for W, b in _weights(params, depth)]
-        Xt, Yt = torch.tensor(X), torch.tensor(Y)
-        fresh = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True))
-                 for W, b in _weights(params, depth)]
-        _check_peer("PyTorch", step(fresh, Xt, Yt).item(), reference_loss)
-        result["torch"] = median_microseconds(lambda: step(weights, Xt, Yt))
-    if importlib.util.find_spec("pytensor") is None:
-        result["pytensor"] = "not installed"
-    else:
-        step = pytensor_step(config, _weights(params, depth))
-        _check_peer("PyTensor", step(X, Y), reference_loss)
-        result["pytensor"] = median_microseconds(lambda: step(X, Y))
+    for peer, module, make in (("jax", "jax", _jax_run), ("torch", "torch", _torch_run),
+                               ("pytensor", "pytensor", _pytensor_run)):
+        if importlib.util.find_spec(module) is None:
+            result[peer] = "not installed"
+        else:
+            result[peer] = make(config, weights, X, Y, reference_loss)
     return result
 
 
-def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
+def _jax_run(config, weights, X, Y, reference_loss):
+    import jax.numpy as jnp
+
+    step = jax_step(config)
+    weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in weights]
+    X, Y = jnp.asarray(X), jnp.asarray(Y)
+    _check_peer("JAX", step(weights, X, Y)[1], reference_loss)
+
+    def run():
+        new, value = step(weights, X, Y)
+        value.block_until_ready()
+
+    return run
+
+
+def _torch_run(config, weights, X, Y, reference_loss):
+    import torch
+
+    step = torch_step(config)
+    X, Y = torch.tensor(X), torch.tensor(Y)
+    fresh = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in weights]
+    _check_peer("PyTorch", step(fresh, X, Y).item(), reference_loss)
+    trained = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in weights]
+    return lambda: step(trained, X, Y)
+
+
+def _pytensor_run(config, weights, X, Y, reference_loss):
+    step = pytensor_step(config, weights)
+    _check_peer("PyTensor", step(X, Y), reference_loss)
+    return lambda: step(X, Y)
+
+
+def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
     """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
     ``train_epoch`` call, and with ``parallel=False``), of the NumPy and Numba references, of the peers and of the
     step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
@@ -402,29 +403,33 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.2):
     numpy_weights, numba_weights = _weights(params, depth), numba_lists(_weights(params, depth))
     arguments = net.step_arguments()
     flat = params.flat
-    row = {
-        "config": config.name, "sizes": "-".join(map(str, config.sizes)), "hidden": config.hidden,
-        "loss": config.loss, "batch": config.batch,
-        "symnet": median_microseconds(lambda: net.module.train_step(flat, X, Y, *arguments)),
-        "symnet_net_step": median_microseconds(lambda: net.step(params, X, Y)),
-        "numpy": median_microseconds(lambda: numpy_step(numpy_weights, X, Y, config)),
-        "numba": median_microseconds(lambda: numba_step(numba_weights, X, Y, config)),
-        "blas_floor": blas_floor_microseconds(config),
-        "max_disagreement": disagreement, "cold_start_seconds": cold_seconds,
-        "warm_start_seconds": warm_start_seconds(directory, config),
-    }
-    row["symnet_epoch"] = epoch_microseconds(net, params, X, Y, max(10, int(epoch_seconds / (row["symnet"] * 1e-6))))
-    row["symnet_serial"] = row["symnet"]
+    row = {"config": config.name, "sizes": "-".join(map(str, config.sizes)), "hidden": config.hidden,
+           "loss": config.loss, "batch": config.batch, "max_disagreement": disagreement,
+           "cold_start_seconds": cold_seconds, "warm_start_seconds": warm_start_seconds(directory, config)}
+    step_seconds = median_seconds(lambda: net.module.train_step(flat, X, Y, *arguments), budget=0.05)
+    epoch_steps = max(10, int(epoch_seconds / step_seconds))
+    timed = {"symnet": lambda: net.module.train_step(flat, X, Y, *arguments),
+             "symnet_epoch": epoch_run(net, params, X, Y, epoch_steps),
+             "symnet_net_step": lambda: net.step(params, X, Y),
+             "numpy": lambda: numpy_step(numpy_weights, X, Y, config),
+             "numba": lambda: numba_step(numba_weights, X, Y, config), **blas_floor(config)}
     if "numba.prange" in net.path.read_text(encoding="utf-8"):
         serial = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=False)
         serial_arguments = serial.step_arguments()
-        row["symnet_serial"] = median_microseconds(lambda: serial.module.train_step(flat, X, Y, *serial_arguments))
+        timed["symnet_serial"] = lambda: serial.module.train_step(flat, X, Y, *serial_arguments)
+    peers = peer_steps(config, start, X, Y, net.loss(start, X, Y)) if peers else {}
+    timed.update({peer: step for peer, step in peers.items() if callable(step)})
+    micro = {name: seconds * 1e6 for name, seconds in interleaved_medians(timed, pause=PAUSE).items()}
+    row.update({name: micro[name] for name in ("symnet", "symnet_net_step", "numpy", "numba")})
+    row["symnet_serial"] = micro.get("symnet_serial", row["symnet"])
+    row["blas_floor"] = sum(value for name, value in micro.items() if name.startswith("blas "))
+    row["symnet_epoch"] = micro["symnet_epoch"] / epoch_steps
     row["ratio_to_best_reference"] = row["symnet"] / min(row["numpy"], row["numba"])
     row["ratio_to_blas_floor"] = row["symnet"] / row["blas_floor"]
     if peers:
-        row["peers"] = bench_peers(config, start, X, Y, net.loss(start, X, Y))
-        timed = [value for value in row["peers"].values() if isinstance(value, float)]
-        row["best_peer_over_symnet"] = min(timed) / row["symnet"] if timed else None
+        row["peers"] = {peer: micro.get(peer, step) for peer, step in peers.items()}
+        timed_peers = [micro[peer] for peer in peers if peer in micro]
+        row["best_peer_over_symnet"] = min(timed_peers) / row["symnet"] if timed_peers else None
     return row
 
 

@@ -1,6 +1,7 @@
 """The benchmark's references compute what symnet computes; `symnet bench` reports the documented numbers."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -42,7 +43,27 @@ def test_peers_are_checked_against_symnet_before_they_are_timed(peer, module):
     net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
     params = net.init(seed=0)
     X, Y = config.data()
-    timed = bench.bench_peers(config, params, X, Y, net.loss(params, X, Y))
-    assert isinstance(timed[peer], float) and timed[peer] > 0
+    steps = bench.peer_steps(config, params, X, Y, net.loss(params, X, Y))
+    steps[peer]()                                                   # runs (the loss was checked inside)
     with pytest.raises(ConfigurationError, match="not comparable"):
-        bench.bench_peers(config, params, X, Y, net.loss(params, X, Y) * 1.001)
+        bench.peer_steps(config, params, X, Y, net.loss(params, X, Y) * 1.001)
+
+
+def test_interleaved_medians_time_each_function_in_every_round():
+    from symnet.timing import interleaved_medians
+
+    calls = {"fast": 0, "slow": 0}
+
+    def counted(name, seconds):
+        def run():
+            calls[name] += 1
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        return run
+
+    medians = interleaved_medians({"fast": counted("fast", 1e-5), "slow": counted("slow", 1e-3)}, rounds=3,
+                                  budget=0.01)
+    assert set(medians) == {"fast", "slow"}
+    assert 1e-3 <= medians["slow"] < 1e-2 and 1e-5 <= medians["fast"] < medians["slow"]
+    assert calls["fast"] >= 3 * 21 and calls["slow"] >= 3 * 21              # a warm-up and ≥ 20 timed calls a round

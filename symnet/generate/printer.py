@@ -59,10 +59,13 @@ class NumbaPrinter(PythonCodePrinter):
         self.kernels = set(kernels)
         """Functions printed as calls of a module's own kernel (``"tanh"`` → ``_tanh(x)``)."""
 
-    def _print_tanh(self, expr):
-        if "tanh" in self.kernels:
-            return f"_tanh({self._print(expr.args[0])})"
-        return super()._print_tanh(expr)
+    def _print_kernel_or_libm(self, expr):
+        name = type(expr).__name__
+        if name in self.kernels:
+            return f"_{name}({self._print(expr.args[0])})"
+        return getattr(super(), f"_print_{name}")(expr)
+
+    _print_exp = _print_tanh = _print_kernel_or_libm
 
     def _typed(self, text):
         return text if self.dtype == "float64" else f"np.float32({text})"
