@@ -385,7 +385,7 @@ def _pytensor_run(config, weights, X, Y, reference_loss):
 
 def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
     """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
-    ``train_epoch`` call, and with ``parallel=False``), of the NumPy and Numba references, of the peers and of the
+    ``train_epoch`` call, and with ``parallel=True``), of the NumPy and Numba references, of the peers and of the
     step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
     temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it."""
     if directory is None:
@@ -413,15 +413,15 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
              "symnet_net_step": lambda: net.step(params, X, Y),
              "numpy": lambda: numpy_step(numpy_weights, X, Y, config),
              "numba": lambda: numba_step(numba_weights, X, Y, config), **blas_floor(config)}
-    if "numba.prange" in net.path.read_text(encoding="utf-8"):
-        serial = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=False)
-        serial_arguments = serial.step_arguments()
-        timed["symnet_serial"] = lambda: serial.module.train_step(flat, X, Y, *serial_arguments)
+    parallel = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=True)
+    parallel_arguments = parallel.step_arguments()
+    if "numba.prange" in parallel.path.read_text(encoding="utf-8"):
+        timed["symnet_parallel"] = lambda: parallel.module.train_step(flat, X, Y, *parallel_arguments)
     peers = peer_steps(config, start, X, Y, net.loss(start, X, Y)) if peers else {}
     timed.update({peer: step for peer, step in peers.items() if callable(step)})
     micro = {name: seconds * 1e6 for name, seconds in interleaved_medians(timed, pause=PAUSE).items()}
     row.update({name: micro[name] for name in ("symnet", "symnet_net_step", "numpy", "numba")})
-    row["symnet_serial"] = micro.get("symnet_serial", row["symnet"])
+    row["symnet_parallel"] = micro.get("symnet_parallel", row["symnet"])
     row["blas_floor"] = sum(value for name, value in micro.items() if name.startswith("blas "))
     row["symnet_epoch"] = micro["symnet_epoch"] / epoch_steps
     row["ratio_to_best_reference"] = row["symnet"] / min(row["numpy"], row["numba"])

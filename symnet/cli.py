@@ -224,15 +224,16 @@ def _bench(args):
             if isinstance(value, float):
                 shown[f"{peer} µs"] = f"{value:.1f}"
         shown["BLAS floor µs"] = f"{row['blas_floor']:.1f}"
-        shown["parallel=False µs"] = f"{row['symnet_serial']:.1f}"
+        shown["parallel=True µs"] = f"{row['symnet_parallel']:.1f}"
         shown["cold / warm start s"] = f"{row['cold_start_seconds']:.1f} / {row['warm_start_seconds']:.2f}"
         rows.append(shown)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print(format_table([{c: row.get(c, "-") for c in columns} for row in rows], columns))
     print("\nsymnet µs: the generated train_step called directly; in epoch: per step inside one train_epoch call "
           "(what sn.fit runs); net.step adds input checks in Python. BLAS floor: the step's matrix products alone, "
-          "each timed as a NumPy product. parallel=False: the module without prange loops. Cold start: "
-          "generating the module and Numba compiling it; warm: a new process finding it cached (after imports).")
+          "each timed as a NumPy product. parallel=True: the module with prange activation loops (the same as "
+          "symnet µs where it has none). Times are medians over 5 interleaved rounds. Cold start: generating the "
+          "module and Numba compiling it; warm: a new process finding it cached (after imports).")
     absent = sorted({f"{peer}: {value}" for row in result["rows"] for peer, value in row.get("peers", {}).items()
                      if not isinstance(value, float)})
     if absent:

@@ -29,7 +29,7 @@ def test_cli_bench_json(capsys):
     assert main(["bench", "--configs", "xor", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     (row,) = result["rows"]
-    for key in ("symnet", "symnet_epoch", "symnet_serial", "numpy", "numba", "ratio_to_best_reference", "blas_floor",
+    for key in ("symnet", "symnet_epoch", "symnet_parallel", "numpy", "numba", "ratio_to_best_reference", "blas_floor",
                 "cold_start_seconds", "warm_start_seconds"):
         assert row[key] > 0
     assert row["max_disagreement"] < 1e-14

@@ -126,8 +126,8 @@ def test_parallel_activation_loops_give_the_serial_bits():
     X, Y = rng.normal(size=(45, 3)), rng.normal(size=(45, 1))
     model = sn.Sequential([sn.Dense(3, 64, "tanh"), sn.Dense(64, 64, "sigmoid"), sn.Dense(64, 64, "relu"),
                            sn.Dense(64, 1)], loss="mse")
-    parallel = model.compile(optimizer=sn.optim.Adam(lr=0.01))
-    serial = model.compile(optimizer=sn.optim.Adam(lr=0.01), parallel=False)
+    parallel = model.compile(optimizer=sn.optim.Adam(lr=0.01), parallel=True)
+    serial = model.compile(optimizer=sn.optim.Adam(lr=0.01))
     text = parallel.path.read_text()
     assert text.count("for n in numba.prange(batch):") == 2 * 3         # tanh and sigmoid layers, in 3 functions
     assert "parallel=True" in text and "prange" not in serial.path.read_text()

@@ -39,8 +39,9 @@ SMALL_PRODUCT = 64
 PARALLEL_MIN_WIDTH = 64
 """With ``parallel``, a layer's activation loop runs over the batch on all cores (``numba.prange``) when the layer
 has at least this many units and its activation calls a transcendental function (tanh, exp, ...); cheaper loops
-lose more to starting threads than they gain (measured: symnet bench, deep 318 → 266 µs per step on 2 cores).
-The optimizer update stays serial: on mnist a parallel update loop fought OpenBLAS's threads (1.5 → 8 ms per step)."""
+lose more to starting threads than they gain. The optimizer update stays serial: on mnist a parallel update loop
+fought OpenBLAS's threads (1.5 → 8 ms per step), as the activation loops do too when BLAS runs threaded (see
+``Sequential.compile``)."""
 KERNEL_MIN_EXTENT = 8
 """Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop then never runs,
 and the kernels' scalar code is slower than libm's exp (measured, 64 rows: width 5 sigmoid 2.2 µs with the kernel,
