@@ -2,8 +2,9 @@
 
 Each config is a multilayer perceptron trained by SGD.  Every implementation
 gets the same parameters and batch; times are medians of repeated calls in
-one process, reported in µs per step and as ratios to the best hand-written
-reference, because the machines are shared and noisy.  The references are
+one process, taken in interleaved rounds (:func:`symnet.timing.interleaved_medians`),
+reported in µs per step and as ratios to the best hand-written reference,
+because the machines are shared and noisy.  The references are
 written out here by hand, textbook back-propagation, and the benchmark first
 checks that every implementation computes the same update.
 """

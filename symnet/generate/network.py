@@ -426,6 +426,8 @@ class NetworkModule:
     def _exp_arguments(self, w, buffers, output, K, uses_row_max):
         """buffer[n, k] = e^(argument) for each (buffer, Σ_k e^(argument)): the arguments row by row (after the row
         max m, then kept in row_max[n]), then ``_exp`` in one loop over the flat buffer."""
+        w("# " + "; ".join(f"{buffer}[n, {total.limits[0][0]}] = {total.function}" for buffer, total in buffers)
+          + " for the whole batch: arguments row by row, then exp in one loop over batch × classes (vectorised)")
         if uses_row_max:
             w(f"row_max = np.empty(batch, dtype=np.{self.dtype})")
         w("for n in range(batch):")
