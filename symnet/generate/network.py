@@ -310,7 +310,7 @@ class NetworkModule:
             w(f"total = {self.p(sp.Float(0))}")
             w(f"for i in range({layer.n_out}):")
             with w.block():
-                w(f"e = {self.p(sp.exp(sp.Symbol(f'z{number}[n, i]') - sp.Symbol('m')))}")
+                w(f"e = {self.p(sp.exp(sp.IndexedBase(f'z{number}', real=True)[L.n, L.i] - losses.row_max))}")
                 w(f"a{number}[n, i] = e")
                 w("total += e")
             w(f"for i in range({layer.n_out}):")
