@@ -1,29 +1,87 @@
 """The ``symnet`` command line.
 
 Every command has ``--help`` with an example.  Bad input exits with status 2
-and one line on standard error saying what was wrong and what was expected.
+and one line on standard error saying what was wrong and what was expected;
+with ``--json`` that line is ``{"error": "..."}`` on standard output instead.
 """
 
 import argparse
 import json
+import math
 import sys
+import warnings
+from pathlib import Path
 
-from symnet.errors import SymnetError
+from symnet import __version__
+from symnet.errors import SymnetError, SymnetWarning, quoted
 from symnet.report import format_table
 
 SIMPLIFIED_WIDTH = 60
 
 
+JSON_HELP = "print one JSON object (strict JSON: NaN and ±infinity are null)"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line, with status 2."""
+    """argparse that reports usage errors like every other error: in one line, with status 2 (see :func:`main`)."""
 
     def error(self, message):
-        raise SystemExit(_fail(f"{self.prog}: {message} (see '{self.prog} --help')"))
+        raise SymnetError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _fail(message):
-    print(f"symnet: error: {message}", file=sys.stderr)
+def _fail(message, as_json):
+    """Report an error in one line: ``symnet: error: ...`` on stderr, or ``{"error": ...}`` on stdout with --json."""
+    message = " ".join(str(message).splitlines())
+    if as_json:
+        print(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        print(f"symnet: error: {message}", file=sys.stderr)
     return 2
+
+
+def _print_json(result):
+    """Every command's --json output: strict JSON (RFC 8259), with NaN and ±infinity written as null."""
+    print(json.dumps(_finite(result), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _natural(text):
+    """argparse type of counts and seeds: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {quoted(text)}")
+    return value
+
+
+def _recipe(spec):
+    """The recipe of a built-in model or a model file; a file that fails when run gives one line naming it."""
+    from symnet import models
+
+    path = Path(spec)
+    if spec not in models.BUILT_IN and path.exists() and not (path.is_file() and path.suffix == ".py"):
+        raise SymnetError(f"model {quoted(spec)} is {'a folder' if path.is_dir() else 'not a .py file'}; give a "
+                          f"built-in name ({', '.join(models.BUILT_IN)}) or a .py file that defines `model`")
+    try:
+        return models.recipe(spec)
+    except SymnetError as error:
+        if spec in models.BUILT_IN or str(path) in str(error):
+            raise
+        raise SymnetError(f"model file {quoted(spec)}: {error}") from None
+    except (Exception, SystemExit) as error:
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise SymnetError(f"model file {quoted(spec)} failed when run: {type(error).__name__}: {first}") from None
 
 
 def _command(subparsers, name, help_text, example):
@@ -34,6 +92,7 @@ def _command(subparsers, name, help_text, example):
 
 def build_parser():
     parser = _Parser(prog="symnet", description="Symbolic differentiation and Numba code generation for neural networks.")
+    parser.add_argument("--version", action="version", version=f"symnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     derive = _command(subparsers, "derive", "Derive the gradient of an expression; print it, its LaTeX and its value.",
@@ -42,7 +101,7 @@ def build_parser():
     derive.add_argument("--wrt", required=True, help="comma-separated variables, e.g. w,b")
     derive.add_argument("--at", help="point to evaluate at, e.g. x=1,w=0,b=0 (every symbol needs a value)")
     derive.add_argument("--latex", action="store_true", help="print LaTeX of each derivative and the CSE'd form")
-    derive.add_argument("--json", action="store_true", help="print one JSON object")
+    derive.add_argument("--json", action="store_true", help=JSON_HELP)
     derive.set_defaults(run=_derive)
 
     swell = _command(subparsers, "swell", "Show expression swell: operation counts of naive, CSE'd and reverse-mode derivatives.",
@@ -54,7 +113,8 @@ def build_parser():
                        "unrolled gradient, naive vs CSE vs reverse vs layer-level")
     swell.add_argument("--samples", type=int, default=4, help="samples of the model's data in the unrolled loss "
                                                                "(with --network; default 4)")
-    swell.add_argument("--json", action="store_true", help='print {"rows": [...]}')
+    swell.add_argument("--json", action="store_true", help='print {"rows": [...]} (strict JSON: NaN and ±infinity '
+                       'are null)')
     swell.set_defaults(run=_swell)
 
     train = _command(subparsers, "train", "Train a built-in model (xor, spirals, moons, circles, regression, digits) "
@@ -67,7 +127,10 @@ def build_parser():
     train.add_argument("--batch-size", type=int, help="samples per step (default: the model's)")
     train.add_argument("--seed", type=int, help="seed of initialisation, split and shuffling (default 0)")
     train.add_argument("--checkpoint", metavar="PATH", help="save a .npz checkpoint after every epoch")
-    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    train.add_argument("--resume", metavar="PATH", help="continue from a checkpoint, with the settings it was trained "
+                       "with (optimizer, --lr, --batch-size, --seed, ...; a change is refused)")
+    train.add_argument("--allow-changes", action="store_true", help="with --resume: go on with changed settings "
+                       "(the run no longer repeats an uninterrupted one; the change is recorded in the checkpoint)")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     train.add_argument("--json", action="store_true", help="print one JSON object with the results")
     train.set_defaults(run=_train)
@@ -80,8 +143,9 @@ def build_parser():
     compare.add_argument("--at", help="the point: a value for every symbol, e.g. x=1,w=0,b=0")
     compare.add_argument("--steps", help="finite-difference steps, comma-separated (default 1e-1 … 1e-13)")
     compare.add_argument("--trace", action="store_true", help="print the forward- and reverse-mode step tables")
-    compare.add_argument("--json", action="store_true", help="print one JSON object")
-    compare.add_argument("--plot", metavar="FILE.png", help="draw relative error against step (needs matplotlib)")
+    compare.add_argument("--json", action="store_true", help=JSON_HELP)
+    compare.add_argument("--plot", metavar="FILE.png", help="draw relative error against step (needs matplotlib; "
+                         "png, pdf, svg or another format matplotlib writes)")
     compare.add_argument("--peers", action="store_true", help="add PyTorch's and JAX's autograd where installed")
     compare.add_argument("--network", metavar="MODEL", help="instead of an expression: the cost of a whole gradient "
                          "of a small model's unrolled loss, by forward AD, central differences and reverse AD")
@@ -92,17 +156,18 @@ def build_parser():
                      "symnet bench --configs xor,digits --peers")
     bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist (default: all)")
     bench.add_argument("--peers", action="store_true", help="also time PyTorch, JAX and PyTensor where installed")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(run=_bench)
 
     report = _command(subparsers, "report", "Write a Markdown report of a model (formulas in $$…$$, PNGs): "
                       "back-propagation equations, derived derivatives, swell, generated code, training curves.",
                       "symnet report digits --train --out report")
     report.add_argument("model", help="built-in model name, or a .py file defining `model`")
-    report.add_argument("--out", default="report", help="folder for the Markdown file and its PNGs (default report)")
+    report.add_argument("--out", default="report", help="folder for the Markdown file and its PNGs, created if "
+                        "missing (default report)")
     report.add_argument("--train", action="store_true", help="train the model and add curves and final metrics")
-    report.add_argument("--epochs", type=int, help="epochs with --train (default: the model's)")
-    report.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffles")
+    report.add_argument("--epochs", type=_natural, help="epochs with --train (default: the model's)")
+    report.add_argument("--seed", type=_natural, default=0, help="seed of the split, initialisation and shuffles")
     report.set_defaults(run=_report)
 
     latex = _command(subparsers, "latex", "Print a model's back-propagation equations, with the derived derivatives "
@@ -114,24 +179,37 @@ def build_parser():
 
 
 def _compare(args):
-    from symnet.compare import compare, errors_against, peer_gradients, plot_errors
-    from symnet.declare.parse import parse_point
+    from symnet.compare import compare, errors_against, peer_gradients, plot_errors, plot_path
 
     if args.network is not None:
+        given = [option for option, value in (("EXPRESSION", args.expression), ("--wrt", args.wrt), ("--at", args.at),
+                                              ("--steps", args.steps), ("--plot", args.plot),
+                                              ("--trace", args.trace or None), ("--peers", args.peers or None))
+                 if value is not None]
+        if given:
+            raise SymnetError(f"--network MODEL times a whole model's gradient and takes no {', '.join(given)}; "
+                              "drop them, or drop --network to compare one EXPRESSION")
         return _compare_network(args)
-    if args.expression is None or not args.wrt or not args.at:
+    if args.expression is None or args.wrt is None or args.at is None:
         raise SymnetError("compare needs an EXPRESSION with --wrt and --at (or --network MODEL)")
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
-    comparison = compare(args.expression, args.wrt, {s.name: v for s, v in parse_point(args.at).items()}, steps)
+    if args.plot is not None:
+        plot_path(args.plot)
+    steps = None
+    if args.steps is not None:
+        steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+        if not steps:
+            raise SymnetError(f"--steps {quoted(args.steps)} gives no step; expected comma-separated positive "
+                              "numbers, e.g. 0.1,0.01,0.001 (or leave --steps out for 1e-1 … 1e-13)")
+    comparison = compare(args.expression, args.wrt, {s.name: v for s, v in _point(args).items()}, steps)
     result = comparison.as_dict()
     if args.peers:
         result["peers"] = peer_gradients(comparison)
-    if args.plot:
+    if args.plot is not None:
         result["plot"] = str(plot_errors(comparison, args.plot))
     if args.json:
         result["forward_trace"] = comparison.forward_trace() if args.trace else None
         result["reverse_trace"] = comparison.reverse_trace() if args.trace else None
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        _print_json(result)
         return 0
     print(f"f = {result['expression']}   at {args.at}")
     print("reference: mpmath.diff at 50 digits; relative errors against it\n")
@@ -175,24 +253,30 @@ def _compare(args):
                              ("reverse mode (adjoints ∂f/∂h_k), from the output back", comparison.reverse_trace())):
             print(f"\n{title}:")
             print(format_table(trace, list(trace[0])))
-    if args.plot:
+    if args.plot is not None:
         print(f"\nplot: {result['plot']}")
     return 0
 
 
+def _point(args):
+    """The --at point, each name a symbol of the expression as written."""
+    from symnet.declare.parse import parse_expression, parse_point
+
+    return parse_point(args.at, parse_expression(args.expression, evaluate=False).free_symbols)
+
+
 def _compare_network(args):
-    from symnet import models
     from symnet.compare import cost_scaling
     from symnet.network import unrolled_loss
 
-    recipe = models.recipe(args.network)
+    recipe = _recipe(args.network)
     X, Y, *_ = recipe.prepared_data()
     expr, symbols = unrolled_loss(recipe.model, X[:4], Y[:4])
     params = recipe.model.compile().init(seed=0)
     row = cost_scaling(expr, symbols, dict(zip(symbols, params.flat)))
     row = {"network": recipe.model.describe(), **row}
     if args.json:
-        print(json.dumps(row, indent=2))
+        _print_json(row)
         return 0
     print(f"{row['network']}: loss on 4 samples as one expression in {row['inputs']} parameters "
           f"({row['dag_steps']} DAG steps); one evaluation {row['function_seconds'] * 1e6:.0f} µs")
@@ -207,12 +291,17 @@ def _bench(args):
 
     from symnet import bench
 
-    names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
+    names = None
+    if args.configs is not None:
+        names = [name.strip() for name in args.configs.split(",") if name.strip()]
+        if not names:
+            raise SymnetError(f"--configs {quoted(args.configs)} names no config; expected comma-separated names "
+                              f"from {', '.join(bench.CONFIGS)} (or leave --configs out for all)")
     result = bench.run(names, peers=args.peers)
     result["machine"] = {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
                          "cpus": os.cpu_count()}
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
         return 0
     rows = []
     for row in result["rows"]:
@@ -244,14 +333,15 @@ def _bench(args):
 def _report(args):
     from symnet.report import write_report
 
-    print(f"report: {write_report(args.model, args.out, train=args.train, seed=args.seed, epochs=args.epochs)}")
+    if args.epochs is not None and not args.train:
+        raise SymnetError("--epochs sets the training of --train; add --train or drop --epochs")
+    recipe = _recipe(args.model)
+    print(f"report: {write_report(recipe, args.out, train=args.train, seed=args.seed, epochs=args.epochs)}")
     return 0
 
 
 def _latex(args):
-    from symnet import models
-
-    model = models.recipe(args.model).model
+    model = _recipe(args.model).model
     if args.summary:
         print(model.summary())
         print()
@@ -260,7 +350,6 @@ def _latex(args):
 
 
 def _derive(args):
-    from symnet.declare.parse import parse_point
     from symnet.expression import derive
 
     derivation = derive(args.expression, args.wrt)
@@ -272,19 +361,19 @@ def _derive(args):
         "cse": derivation.cse_latex(),
         "ops": {k: derivation.ops[k] for k in ("forward", "forward_dag", "naive", "cse", "reverse")},
     }
-    if args.at:
-        point = parse_point(args.at)
+    if args.at is not None:
+        point = _point(args)
         missing = sorted(s.name for s in derivation.expr.free_symbols if s not in point)
         if missing:
             raise SymnetError(f"--at gives no value for {', '.join(missing)}; every symbol of the expression needs one")
         result["at"] = {s.name: v for s, v in point.items()}
         result["gradient"] = derivation.gradient_at({s.name: v for s, v in point.items() if s in derivation.expr.free_symbols})
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
         return 0
     print(f"f = {result['expression']}")
     for name in derivation.names:
-        value = f"    = {result['gradient'][name]!r} at {args.at}" if args.at else ""
+        value = f"    = {result['gradient'][name]!r} at {args.at}" if args.at is not None else ""
         print(f"∂f/∂{name} = {result['expressions'][name]}{value}")
     ops = result["ops"]
     print(f"operations: naive {ops['naive']}, after CSE {ops['cse']}, reverse mode {ops['reverse']} "
@@ -307,8 +396,6 @@ def _swell(args):
     if args.network is not None:
         rows = [_network_swell(args.network, args.samples)]
     elif args.logistic_map is not None:
-        if not 1 <= args.logistic_map <= 14:
-            raise SymnetError(f"--logistic-map takes N from 1 to 14, got {args.logistic_map}")
         rows = logistic_map_swell(args.logistic_map)
     else:
         if not args.wrt:
@@ -316,7 +403,7 @@ def _swell(args):
         expr = as_expression(args.expression)
         rows = [dict(variable=v.name, **swell_row(expr, v)) for v in as_symbols(args.wrt)]
     if args.json:
-        print(json.dumps({"rows": rows}, indent=2))
+        _print_json({"rows": rows})
         return 0
     if args.network is not None:
         print(format_table(rows, list(rows[0])))
@@ -328,10 +415,9 @@ def _swell(args):
 
 
 def _network_swell(spec, samples):
-    from symnet import models
     from symnet.expression import network_swell
 
-    recipe = models.recipe(spec)
+    recipe = _recipe(spec)
     if samples < 1:
         raise SymnetError(f"--samples must be at least 1, got {samples}")
     X, Y, *_ = recipe.prepared_data()
@@ -341,24 +427,25 @@ def _network_swell(spec, samples):
 def _train(args):
     import time
 
-    from symnet import models
+    from symnet.network import check_seed
     from symnet.train.checkpoint import load
     from symnet.train.loop import accuracy, fit, is_classification
 
     began = time.perf_counter()
-    recipe = models.recipe(args.model)
-    seed = args.seed
+    recipe = _recipe(args.model)
+    seed = None if args.seed is None else check_seed(args.seed, "--seed")
     if args.resume and seed is None:
-        seed = load(args.resume, recipe.model).metadata.get("seed", 0)
+        seed = load(args.resume, recipe.model, require=("seed",)).metadata["seed"]
     seed = 0 if seed is None else seed
     X_train, Y_train, X_test, Y_test, note = recipe.prepared_data(seed=seed)
     net = recipe.model.compile(optimizer=recipe.make_optimizer(args.optimizer, args.lr))
     compiled = time.perf_counter()
     params = net.init(seed=seed)
     epochs = recipe.epochs if args.epochs is None else args.epochs
-    history = fit(net, params, X_train, Y_train, epochs=epochs, batch_size=args.batch_size or recipe.batch_size,
-                  seed=seed, validation=(X_test, Y_test), verbose=False if (args.quiet or args.json) else None,
-                  checkpoint=args.checkpoint, resume=args.resume)
+    batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
+    history = fit(net, params, X_train, Y_train, epochs=epochs, batch_size=batch_size, seed=seed,
+                  validation=(X_test, Y_test), verbose=False if (args.quiet or args.json) else None,
+                  checkpoint=args.checkpoint, resume=args.resume, allow_changes=args.allow_changes)
     trained = time.perf_counter()
     result = {
         "model": recipe.name, "network": recipe.model.describe(), "optimizer": repr(net.optimizer),
@@ -375,7 +462,7 @@ def _train(args):
     if args.checkpoint:
         result["checkpoint"] = args.checkpoint
     if args.json:
-        print(json.dumps(result, indent=2))
+        _print_json(result)
         return 0
     print(f"{recipe.name}: {result['network']}, {result['optimizer']}, {result['epochs']} epochs "
           f"in {result['seconds']:.2f} s (+{result['compile_seconds']:.2f} s to derive, generate and load)")
@@ -393,16 +480,27 @@ def _shorten(text):
     return text if len(text) <= SIMPLIFIED_WIDTH else text[: SIMPLIFIED_WIDTH - 1] + "…"
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings in one line on standard error: ``symnet: warning: ...``."""
+    text = " ".join(str(message).splitlines())
+    print(f"symnet: warning: {text}" if issubclass(category, SymnetWarning) else
+          f"symnet: warning: {category.__name__}: {text}", file=sys.stderr)
+
+
 def main(argv=None):
     """Entry point of the ``symnet`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv
     try:
-        return args.run(args)
+        args = build_parser().parse_args(argv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", SymnetWarning)
+            warnings.showwarning = _show_warning
+            return args.run(args)
     except SymnetError as error:
-        return _fail(str(error))
+        return _fail(error, as_json)
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        return _fail("interrupted", as_json)
 
 
 if __name__ == "__main__":

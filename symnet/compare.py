@@ -20,17 +20,18 @@ and independent of ``sympy.diff``, so they cross-check it.  The reference is
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mpmath
 import numpy as np
 import scipy.special
 import sympy as sp
 
-from symnet.declare.parse import parse_expression
+from symnet.declare.parse import as_expression, parse_expression
 from symnet.differentiate import count_ops, normalize
-from symnet.errors import ExpressionError
+from symnet.errors import ExpressionError, SymnetError, quoted
 from symnet.expression import as_symbols, derive
-from symnet.report import pyplot
+from symnet.report import pyplot, writable_folder
 from symnet.timing import median_seconds
 
 EPSILON = float(np.finfo(np.float64).eps)
@@ -52,6 +53,44 @@ def _special(xp, name):
     if module is None:
         import jax.scipy.special as module
     return getattr(module, name)
+
+
+class CorrectlyRounded:
+    """Elementary functions of one float64 (or complex128) value, for the tables of :func:`compare`.
+
+    Each is evaluated by mpmath with :data:`ROUNDING_BITS` bits and rounded once to float64, so the result is the
+    correctly rounded value (but for astronomically rare ties) on every CPU.  NumPy's SIMD loops and libm may
+    differ by an ulp between machines (e^-0.01 does on AVX-512), which shows in the last digits of a difference
+    quotient.  Outside a function's real domain the result is NaN, as in NumPy.  Arithmetic (+ − × ÷) stays
+    NumPy's: IEEE rounding is the same everywhere.
+    """
+
+    _FUNCTIONS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "arcsin": "asin",
+                  "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "sqrt": "sqrt",
+                  "erf": "erf", "erfc": "erfc"}
+    def __init__(self):
+        for name in ("abs", "sign", "where", "maximum", "minimum"):   # exact operations: NumPy's
+            setattr(self, name, getattr(np, name))
+        for name, mpmath_name in self._FUNCTIONS.items():
+            setattr(self, name, self._rounded(getattr(mpmath, mpmath_name)))
+        self.special = self   # erf and erfc, found where _special looks for them
+
+    @staticmethod
+    def _rounded(function):
+        def rounded(argument):
+            with mpmath.workprec(ROUNDING_BITS):
+                if np.iscomplexobj(argument):
+                    return np.complex128(complex(function(mpmath.mpc(complex(argument)))))
+                try:
+                    result = function(mpmath.mpf(float(argument)))
+                except (ValueError, ZeroDivisionError):
+                    return np.float64(math.nan)
+            return np.float64(math.nan if isinstance(result, mpmath.mpc) else float(result))
+        return rounded
+
+
+ROUNDING_BITS = 128
+ROUNDED = CorrectlyRounded()
 
 
 @dataclass(frozen=True)
@@ -198,17 +237,17 @@ class Graph:
                                                node.constant))
         return values
 
-    def value(self, point):
-        return self.evaluate(point)[self.output[1]]
+    def value(self, point, xp=np):
+        return self.evaluate(point, xp)[self.output[1]]
 
-    def forward_pass(self, point, direction):
+    def forward_pass(self, point, direction, xp=np):
         """Dual numbers: each step's value and its derivative along input ``direction`` (one pass)."""
         values, tangents = [], []
         for node in self.nodes:
             args = [self._resolve(a, point, values) for a in node.args]
             rule = RULES[node.op]
-            out = rule.value(np, *args, node.constant)
-            partials = rule.partials(np, out, *args, node.constant)
+            out = rule.value(xp, *args, node.constant)
+            partials = rule.partials(xp, out, *args, node.constant)
             tangent = 0.0
             for (kind, payload), partial in zip(node.args, partials):
                 if kind == "node":
@@ -219,16 +258,16 @@ class Graph:
             tangents.append(tangent)
         return values, tangents
 
-    def reverse_pass(self, point):
+    def reverse_pass(self, point, xp=np):
         """One forward pass recording local partials (the tape), one backward pass; returns
         ``(values, adjoints of the steps, gradient by input)``."""
         values, tape = [], []
         for node in self.nodes:
             args = [self._resolve(a, point, values) for a in node.args]
             rule = RULES[node.op]
-            out = rule.value(np, *args, node.constant)
+            out = rule.value(xp, *args, node.constant)
             values.append(out)
-            tape.append(rule.partials(np, out, *args, node.constant))
+            tape.append(rule.partials(xp, out, *args, node.constant))
         adjoints = [0.0] * len(self.nodes)
         gradient = [0.0] * len(self.inputs)
         adjoints[self.output[1]] = 1.0
@@ -307,7 +346,7 @@ class Comparison:
         graph, rows = self.graph, []
         names = [s.name for s in graph.inputs]
         indices = [names.index(v) for v in self.wrt]
-        passes = [graph.forward_pass(self.point, d) for d in indices]
+        passes = [graph.forward_pass(self.point, d, ROUNDED) for d in indices]
         for k in range(len(graph.nodes)):
             rows.append({"step": f"h{k + 1}", "definition": graph.describe(k), "value": float(passes[0][0][k]),
                          **{f"∂/∂{v}": float(tangents[k]) for v, (_, tangents) in zip(self.wrt, passes)}})
@@ -316,7 +355,7 @@ class Comparison:
     def reverse_trace(self):
         """Rows (step, definition, value, adjoint ∂f/∂h_k), from the output back, then each input's adjoint."""
         graph = self.graph
-        values, adjoints, gradient = graph.reverse_pass(self.point)
+        values, adjoints, gradient = graph.reverse_pass(self.point, ROUNDED)
         rows = [{"step": f"h{k + 1}", "definition": graph.describe(k), "value": float(values[k]),
                  "adjoint": float(adjoints[k])} for k in range(len(graph.nodes) - 1, -1, -1)]
         rows += [{"step": s.name, "definition": "input", "value": float(self.point[i]), "adjoint": float(gradient[i])}
@@ -330,9 +369,36 @@ def _reference(expr, symbols, wrt, point):
                           lambda e: sp.Piecewise((1, e.args[0] > 0), (e.args[1] if len(e.args) > 1 else 0,
                                                                         sp.Eq(e.args[0], 0)), (0, True)))
     function = sp.lambdify(symbols, smooth, modules="mpmath")
+    where = ", ".join(f"{s.name}={float(v)!r}" for s, v in zip(symbols, point))
     with mpmath.workdps(REFERENCE_DIGITS):
         at = [mpmath.mpf(v) for v in point]
-        return {v.name: float(mpmath.diff(function, at, [1 if s == v else 0 for s in symbols])) for v in wrt}
+        values = {"f": _or_nan(lambda: function(*at))}
+        if _is_real_number(values["f"]):
+            values.update((f"∂f/∂{v.name}", _or_nan(lambda v=v: mpmath.diff(function, at,
+                                                                           [1 if s == v else 0 for s in symbols])))
+                          for v in wrt)
+    for name, value in values.items():
+        if not _is_real_number(value):
+            raise ExpressionError(f"{name} is not a finite real number at {quoted(where)} (it is {quoted(str(value))});"
+                                  " compare at a point inside the function's domain, away from its singularities")
+    return {v.name: float(values[f"∂f/∂{v.name}"]) for v in wrt}
+
+
+def _or_nan(evaluate):
+    """``evaluate()``, or NaN where mpmath finds no value (a division by zero, a domain error)."""
+    try:
+        return evaluate()
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return mpmath.nan
+
+
+def _is_real_number(value):
+    """True for a finite real mpmath number (a complex one with a zero imaginary part counts)."""
+    if isinstance(value, mpmath.mpc):
+        if value.imag != 0:
+            return False
+        value = value.real
+    return isinstance(value, (mpmath.mpf, int, float)) and mpmath.isfinite(value)
 
 
 def errors_against(values, reference):
@@ -368,7 +434,7 @@ def compare(expression, wrt, at, steps=None, timings=True):
     every symbol to a number; ``steps`` are the finite-difference step sizes
     as strings (the keys of the numeric results) or numbers.
     """
-    written = parse_expression(expression, evaluate=False) if isinstance(expression, str) else sp.sympify(expression)
+    written = parse_expression(expression, evaluate=False) if isinstance(expression, str) else as_expression(expression)
     expr = normalize(parse_expression(expression) if isinstance(expression, str) else written)
     variables = as_symbols(wrt)
     point_by_name = {(k.name if isinstance(k, sp.Symbol) else str(k)): float(v) for k, v in at.items()}
@@ -390,24 +456,24 @@ def compare(expression, wrt, at, steps=None, timings=True):
     symbolic = dict(zip(names, (float(g) for g in naive(*point))))
     symbolic_reverse = dict(zip(names, (float(g) for g in reverse_program(*point)[1:])))
 
-    def forward_ad():
-        return [graph.forward_pass(point, position[v])[1][graph.output[1]] for v in variables]
+    def forward_ad(xp=ROUNDED):
+        return [graph.forward_pass(point, position[v], xp)[1][graph.output[1]] for v in variables]
 
-    def reverse_ad():
-        return [graph.reverse_pass(point)[2][position[v]] for v in variables]
+    def reverse_ad(xp=ROUNDED):
+        return [graph.reverse_pass(point, xp)[2][position[v]] for v in variables]
 
-    def shifted(v, delta):
+    def shifted(v, delta, xp):
         moved = list(point)
         moved[position[v]] = moved[position[v]] + delta
-        return graph.value(moved)
+        return graph.value(moved, xp)
 
-    f0 = graph.value(point)
+    f0 = {ROUNDED: graph.value(point, ROUNDED), np: graph.value(point)}
     formulas = {
-        "forward": lambda v, h: (shifted(v, h) - f0) / h,
-        "backward": lambda v, h: (f0 - shifted(v, -h)) / h,
-        "central": lambda v, h: (shifted(v, h) - shifted(v, -h)) / (2 * h),
-        "richardson": lambda v, h: (4 * formulas["central"](v, h / 2) - formulas["central"](v, h)) / 3,
-        "complex": lambda v, h: float(np.imag(shifted(v, 1j * h)) / h),
+        "forward": lambda v, h, xp=ROUNDED: (shifted(v, h, xp) - f0[xp]) / h,
+        "backward": lambda v, h, xp=ROUNDED: (f0[xp] - shifted(v, -h, xp)) / h,
+        "central": lambda v, h, xp=ROUNDED: (shifted(v, h, xp) - shifted(v, -h, xp)) / (2 * h),
+        "richardson": lambda v, h, xp=ROUNDED: (4 * formulas["central"](v, h / 2, xp) - formulas["central"](v, h, xp)) / 3,
+        "complex": lambda v, h, xp=ROUNDED: float(np.imag(shifted(v, 1j * h, xp)) / h),
     }
     complex_step = "available" if graph.analytic else \
         "not available: the expression has a step that is not complex-differentiable (|x|, max, min, sign, H)"
@@ -443,9 +509,9 @@ def compare(expression, wrt, at, steps=None, timings=True):
             result_timings = {
                 "symbolic": _median_seconds(lambda: naive(*point)),
                 "symbolic_reverse": _median_seconds(lambda: reverse_program(*point)),
-                "forward_ad": _median_seconds(forward_ad), "reverse_ad": _median_seconds(reverse_ad),
+                "forward_ad": _median_seconds(lambda: forward_ad(np)), "reverse_ad": _median_seconds(lambda: reverse_ad(np)),
                 "function": _median_seconds(lambda: graph.value(point)),
-                **{m: _median_seconds(lambda m=m: [formulas[m](v, h) for v in variables]) for m in methods}}
+                **{m: _median_seconds(lambda m=m: [formulas[m](v, h, np) for v in variables]) for m in methods}}
     return Comparison(
         expression=str(expr), wrt=names, at=point_by_name, steps=steps, reference=reference, symbolic=symbolic,
         symbolic_reverse=symbolic_reverse, forward_ad=forward_values, reverse_ad=reverse_values, numeric=numeric,
@@ -530,13 +596,32 @@ def peer_gradients(comparison):
     return results
 
 
-def plot_errors(comparison, path):
-    """Relative error against step size on log axes, one line per numeric method, with the classic optimal-step
-    estimates marked; written to ``path`` (needs matplotlib: the ``plot`` extra)."""
+def plot_path(path):
+    """``path`` checked for :func:`plot_errors`, before any work: matplotlib is installed, the extension names a
+    format it writes (png, pdf, svg, ...) and the folder exists or can be made, and takes files."""
     plt = pyplot()
     if plt is None:
-        raise ExpressionError("--plot needs matplotlib: pip install 'symnet[plot]'")
+        raise ExpressionError("--plot needs matplotlib, which is not installed: pip install 'symnet[plot]' "
+                              "(or pip install matplotlib)")
+    from matplotlib.backend_bases import FigureCanvasBase
 
+    path = Path(path)
+    formats = sorted(set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"})  # pgf needs LaTeX installed
+    if path.suffix[1:].lower() not in formats:
+        found = f"extension {quoted(path.suffix)} is not" if path.suffix else "no extension names"
+        raise SymnetError(f"plot file {quoted(str(path))}: {found} a format matplotlib writes; end the name in one "
+                          f"of .{', .'.join(formats)}, e.g. errors.png")
+    if path.is_dir():
+        raise SymnetError(f"plot file {quoted(str(path))} is a folder; give a file name such as errors.png")
+    writable_folder(path.parent, "plot folder")
+    return path
+
+
+def plot_errors(comparison, path):
+    """Relative error against step size on log axes, one line per numeric method, with the classic optimal-step
+    estimates marked; written to ``path`` (needs matplotlib: the ``plot`` extra; see :func:`plot_path`)."""
+    path = plot_path(path)
+    plt = pyplot()
     steps = [float(h) for h in comparison.steps]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for method, table in comparison.errors["numeric"].items():

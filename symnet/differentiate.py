@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symnet.declare.parse import as_expression
 from symnet.errors import DifferentiationError, ExpressionError
 
 
@@ -181,7 +182,7 @@ def reverse_program(expr, wrt):
     The outputs are ``(f, ∂f/∂wrt[0], ∂f/∂wrt[1], ...)``.  The adjoint of
     assignment ``t`` is named ``adj_t``.
     """
-    expr = normalize(sp.sympify(expr))
+    expr = normalize(as_expression(expr))
     wrt = check_variables(expr, wrt)
     builder, root = forward_program(expr)
     taken = builder.taken | {s.name for s, _ in builder.assignments}

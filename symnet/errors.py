@@ -27,3 +27,16 @@ class NonFiniteError(SymnetError, ValueError):
 
 class ConfigurationError(SymnetError, ValueError):
     """A model, layer or optimizer was built with invalid settings."""
+
+
+QUOTE_LIMIT = 80
+
+
+def quoted(text, limit=QUOTE_LIMIT):
+    """``repr`` of ``text`` cut to about ``limit`` characters, for quoting user input in an error message."""
+    shown = repr(text if isinstance(text, str) else str(text))
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+class SymnetWarning(UserWarning):
+    """Something symnet repaired or worked around on its own (e.g. a generated module it rewrote)."""

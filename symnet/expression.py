@@ -12,26 +12,15 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
-from symnet.declare.parse import parse_expression, parse_names, symbol
+from symnet.declare.parse import as_expression, parse_names, symbol
 from symnet.differentiate import check_variables, count_ops, naive_gradient, normalize, reverse_program
-from symnet.errors import ExpressionError
+from symnet.errors import ExpressionError, quoted
 from symnet.generate import modules
 from symnet.generate.printer import NumbaPrinter, check_dtype, python_name
 from symnet.report import latex
 from symnet.simplify import cse_program, simplest
 
 COMMENT_WIDTH = 100
-
-
-def as_expression(expr):
-    """Accept expression text (parsed safely) or a SymPy expression."""
-    if isinstance(expr, str):
-        return parse_expression(expr)
-    if isinstance(expr, sp.Basic):
-        return sp.sympify(expr)
-    if isinstance(expr, (int, float)):
-        return sp.sympify(expr)
-    raise ExpressionError(f"expected a SymPy expression or expression text, got {type(expr).__name__}")
 
 
 def as_symbols(wrt):
@@ -126,8 +115,9 @@ class Derivation:
 
 
 def _formula(expr):
+    """``expr`` as text for a comment or docstring of the generated module: escaped and cut to one line."""
     text = str(expr)
-    return text if len(text) <= COMMENT_WIDTH else text[: COMMENT_WIDTH - 1] + "…"
+    return modules.literal_text(text if len(text) <= COMMENT_WIDTH else text[: COMMENT_WIDTH - 1] + "…")
 
 
 class CompiledExpression:
@@ -144,9 +134,8 @@ class CompiledExpression:
         self.inputs = sorted(derivation.expr.free_symbols, key=lambda s: s.name)
         digest = modules.content_hash("expression", sp.srepr(derivation.expr),
                                       [sp.srepr(v) for v in derivation.wrt], dtype)
-        self.path, self.written = modules.ensure_module(
-            modules.module_path("expression", digest, directory), lambda: self._source(digest))
-        self.function = modules.load_module(self.path).value_and_gradient
+        module, self.path, self.written = modules.load("expression", digest, lambda: self._source(digest), directory)
+        self.function = module.value_and_gradient
 
     def _source(self, digest):
         d = self.derivation
@@ -156,14 +145,14 @@ class CompiledExpression:
             names[target] = python_name(target.name, taken)
         printer = NumbaPrinter(self.dtype, names)
         formulas = [f"    f = {_formula(d.expr)}"]
-        formulas += [f"    ∂f/∂{v.name} = {_formula(g)}" for v, g in zip(d.wrt, d.simplified)]
+        formulas += [f"    ∂f/∂{_formula(v)} = {_formula(g)}" for v, g in zip(d.wrt, d.simplified)]
         description = "\nValue and gradient of\n\n" + "\n".join(formulas) + "\n"
         forward_count = d.reverse.forward_length
         lines = [modules.header(f"Value and gradient of f = {_formula(d.expr)}", digest, description), "",
-                 "@numba.njit(cache=True)",
+                 "@numba.njit(cache=True, error_model=\"numpy\")   # x/0 gives inf or nan, as in NumPy",
                  "def value_and_gradient(inputs):",
                  f'    """inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)});'
-                 f' returns f[i] and gradient[k, i] = ∂f/∂({", ".join(v.name for v in d.wrt)})[k]."""',
+                 f' returns f[i] and gradient[k, i] = ∂f/∂({", ".join(_formula(v) for v in d.wrt)})[k]."""',
                  "    n = inputs.shape[1]",
                  f"    value = np.empty(n, dtype=np.{self.dtype})",
                  f"    gradient = np.empty(({len(d.wrt)}, n), dtype=np.{self.dtype})",
@@ -177,7 +166,7 @@ class CompiledExpression:
             lines.append(f"        {names[target]} = {printer.doprint(rhs)}")
         lines.append(f"        value[i] = {printer.doprint(d.reverse.outputs[0])}")
         for k, (var, out) in enumerate(zip(d.wrt, d.reverse.outputs[1:])):
-            lines.append(f"        # ∂f/∂{var.name} = {_formula(d.simplified[k])}")
+            lines.append(f"        # ∂f/∂{_formula(var)} = {_formula(d.simplified[k])}")
             lines.append(f"        gradient[{k}, i] = {printer.doprint(out)}")
         lines.append("    return value, gradient")
         return "\n".join(lines) + "\n"
@@ -217,12 +206,19 @@ def swell_row(expr, var, n=None, simplified=None):
     return row
 
 
+LOGISTIC_MAP_MAX = 12
+"""The longest swell table offered: n = 12 took 34 s here (its naive derivative has 195,072 operations), and each
+further level multiplies the time by about 4."""
+
+
 def logistic_map_swell(n_max):
     """The swell table for ``l_1 … l_{n_max}`` of the logistic map, derivative w.r.t. ``x``.
 
     The ``simplified`` column is the expanded derivative, computed from the
     expanded polynomial (``sympy.Poly``), which is fast at any ``n``.
     """
+    if isinstance(n_max, bool) or not isinstance(n_max, int) or not 1 <= n_max <= LOGISTIC_MAP_MAX:
+        raise ExpressionError(f"the logistic-map table takes n from 1 to {LOGISTIC_MAP_MAX}, got {quoted(n_max)}")
     x = symbol("x")
     polynomial = sp.Poly(x, x)
     rows = []

@@ -8,39 +8,67 @@
 >>> loss = net.step(params, X, Y)                  # in place
 """
 
+import math
 from functools import cached_property
 
 import numpy as np
 import sympy as sp
 
 from symnet.declare import losses
-from symnet.declare.layers import Dense, SizedByPredecessor
-from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
+from symnet.declare.layers import Dense, Layer, SizedByPredecessor
+from symnet.declare.parse import exact_number
+from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
 from symnet.report import latex
 from symnet.simplify import derivative_from_output, stable
+from symnet.train.optim import Optimizer
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 
 
+def check_seed(seed, name="seed"):
+    """Return ``seed`` if it is an integer ≥ 0 (what NumPy's generators accept), else raise a clear error."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigurationError(f"{name} must be an integer ≥ 0, got {quoted(seed)}")
+    return int(seed)
+
+
 class Parameters(dict):
-    """``{"W1": array, "b1": array, ...}``: views into one flat array :attr:`flat`."""
+    """``{"W1": array, "b1": array, ...}``: views into one flat array :attr:`flat`.
+
+    :attr:`layout` is the network's ``((name, start, stop, shape), ...)``: what each slice of :attr:`flat` means,
+    so a network can tell its own parameters from another network's of the same size.
+    """
 
     def __init__(self, flat, layout):
-        self.flat = flat
+        self.flat, self.layout = flat, layout
         super().__init__((name, flat[start:stop].reshape(shape)) for name, start, stop, shape in layout)
+
+
+def copy_back(packed, params):
+    """Write ``packed``'s values into the caller's ``params`` when :meth:`CompiledNetwork.pack` made a copy."""
+    if packed is not params:
+        for name in packed:
+            params[name][...] = packed[name]
 
 
 class Sequential:
     """Layers applied in order, then a loss averaged over the batch (plus ½λ Σ‖W‖_F² with ``weight_decay=λ``)."""
 
     def __init__(self, layers, loss="mse", weight_decay=0.0):
+        if isinstance(layers, (str, Layer)) or not hasattr(layers, "__iter__"):
+            raise ConfigurationError(f"Sequential takes a list of layers, got {quoted(layers)}; "
+                                     "e.g. sn.Sequential([sn.Dense(2, 16, activation='tanh'), sn.Dense(16, 1)])")
         self.layers = list(layers)
         if not self.layers:
             raise ConfigurationError("Sequential needs at least one layer")
+        for number, layer in enumerate(self.layers, start=1):
+            if not isinstance(layer, Layer):
+                raise ConfigurationError(f"layer {number} is {quoted(layer)} ({type(layer).__name__}), not a layer; "
+                                         "give layer objects such as sn.Dense(2, 16, activation='tanh')")
         for number, layer in enumerate(self.layers):
             if isinstance(layer, SizedByPredecessor):
                 if number == 0 and layer.n_in is None:
@@ -53,8 +81,9 @@ class Sequential:
                     f"layer {number} ({after!r}) takes {after.n_in} inputs but layer {number - 1} ({before!r}) "
                     f"gives {before.n_out}; make them equal")
         self.loss = losses.get(loss)
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ConfigurationError(f"weight_decay must be a number ≥ 0, got {weight_decay!r}")
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) \
+                or not math.isfinite(weight_decay) or weight_decay < 0:
+            raise ConfigurationError(f"weight_decay must be a finite number ≥ 0, got {quoted(weight_decay)}")
         self.weight_decay = float(weight_decay)
 
     @property
@@ -68,13 +97,19 @@ class Sequential:
         return sum(int(np.prod(shape)) for layer in self.layers for _, shape in layer.parameters)
 
     def describe(self):
+        """Sizes, activations, loss and weight decay in one line, e.g. ``2-16-1 (tanh, identity; mse)``."""
         sizes = "-".join(str(s) for s in [self.layers[0].n_in] + [layer.n_out for layer in self.layers])
-        return f"{sizes} ({', '.join(layer.activation.name for layer in self.layers)}; {self.loss.name})"
+        decay = f", weight decay {self.weight_decay}" if self.weight_decay else ""
+        return f"{sizes} ({', '.join(layer.activation.name for layer in self.layers)}; {self.loss.name}{decay})"
+
+    def architecture(self):
+        """The layers and the loss as text: what a checkpoint's parameters must fit (weight decay may differ)."""
+        return "|".join([*(layer.definition() for layer in self.layers), self.loss.name,
+                         sp.srepr(self.loss.evaluated)])
 
     def definition(self):
         """Everything the generated code depends on, as text (for the content hash)."""
-        return "|".join([*(layer.definition() for layer in self.layers), self.loss.name,
-                         sp.srepr(self.loss.evaluated), repr(self.weight_decay)])
+        return f"{self.architecture()}|{self.weight_decay!r}"
 
     def summary(self):
         lines = [f"Network {self.describe()}"]
@@ -149,6 +184,10 @@ class Sequential:
         results are identical).  It is off by default: its threads and OpenBLAS's spinning threads fight over the
         cores (measured on 2 cores: 64-256-256-10 tanh, batch 128, 1.0 → 16 ms per step); with single-threaded
         BLAS (``OPENBLAS_NUM_THREADS=1``) it gains 0–12 %."""
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            given = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else quoted(optimizer)
+            raise ConfigurationError(f"optimizer must be an optimizer object, got {given}; pass an instance such as "
+                                     "optimizer=sn.optim.Adam(lr=0.01)")
         if optimizer is not None:
             for layer in self.layers:
                 layer.activation.check_trainable()
@@ -162,20 +201,18 @@ class CompiledNetwork:
 
     def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
-        self.layout = []
-        offset = 0
+        layout, offset = [], 0
         for number, layer in enumerate(model.layers, start=1):
             for base, shape in layer.parameters:
                 size = int(np.prod(shape))
-                self.layout.append((f"{base}{number}", offset, offset + size, shape))
+                layout.append((f"{base}{number}", offset, offset + size, shape))
                 offset += size
-        self.size = offset
+        self.layout, self.size = tuple(layout), offset
         self.digest = modules.content_hash("network", model.definition(),
                                            optimizer.definition() if optimizer else "", dtype, f"parallel={parallel}")
-        self.path, self.written = modules.ensure_module(
-            modules.module_path("network", self.digest, directory),
-            lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text())
-        self.module = modules.load_module(self.path)
+        self.module, self.path, self.written = modules.load(
+            "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
+            directory)
         self._buffers = [np.zeros(self.size, dtype=dtype)]                    # the gradient
         if optimizer is not None and optimizer.lookahead is not None:
             self._buffers.append(np.zeros(self.size, dtype=dtype))           # the look-ahead point
@@ -198,7 +235,7 @@ class CompiledNetwork:
 
         Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in.
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         flat = np.zeros(self.size, dtype=self.dtype)
         params = Parameters(flat, self.layout)
         for number, layer in enumerate(self.model.layers, start=1):
@@ -211,12 +248,16 @@ class CompiledNetwork:
         return params
 
     def pack(self, params):
-        """Parameters as :class:`Parameters` (a mapping of arrays is checked and copied in)."""
-        if isinstance(params, Parameters) and params.flat.size == self.size and params.flat.dtype == self.dtype:
+        """Parameters as :class:`Parameters` of this network's layout and dtype: returned as they are when they
+        already are, else (a mapping of arrays, or another network's parameters) checked by name and shape and
+        copied in."""
+        if isinstance(params, Parameters) and params.flat.dtype == self.dtype and \
+                (params.layout is self.layout or params.layout == self.layout):
             return params
         missing = [name for name, *_ in self.layout if name not in params]
         if missing:
-            raise ShapeError(f"parameters lack {', '.join(missing)}; expected {', '.join(n for n, *_ in self.layout)}")
+            raise ShapeError(f"parameters lack {', '.join(missing)}; this network's are "
+                             f"{', '.join(n for n, *_ in self.layout)}")
         flat = np.zeros(self.size, dtype=self.dtype)
         packed = Parameters(flat, self.layout)
         for name, _, _, shape in self.layout:
@@ -290,9 +331,7 @@ class CompiledNetwork:
         if noise_seed is None and self.model.noisy:
             noise_seed = int(self._noise_seeds.integers(2**31))
         loss = float(self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), *self.step_arguments()))
-        if packed is not params:
-            for name in params:
-                params[name][...] = packed[name]
+        copy_back(packed, params)
         return loss
 
 
@@ -343,7 +382,7 @@ def unrolled_loss(model, X, Y):
     total = sp.Integer(0)
     K = model.layers[-1].n_out
     for x, target in zip(np.asarray(X), np.asarray(Y).reshape(len(X), -1)):
-        activation = sp.Matrix([sp.nsimplify(v) for v in x])
+        activation = sp.Matrix([exact_number(float(v)) for v in x])
         for layer, (W, b, learned) in zip(model.layers, weights):
             z = W * activation + b
             f = layer.activation
@@ -352,9 +391,9 @@ def unrolled_loss(model, X, Y):
                                     for r in range(layer.n_out)])
         per_sample = model.loss.declared.xreplace({losses.K: K}).doit()
         per_sample = per_sample.xreplace({losses.o[k]: activation[k] for k in range(K)})
-        per_sample = per_sample.xreplace({losses.y[k]: sp.nsimplify(target[k]) for k in range(K)})
+        per_sample = per_sample.xreplace({losses.y[k]: exact_number(float(target[k])) for k in range(K)})
         total += per_sample
     total = total / len(X)
     if model.weight_decay:
-        total += sp.nsimplify(model.weight_decay) / 2 * sum(w**2 for W, _, _ in weights for w in W)
+        total += exact_number(model.weight_decay) / 2 * sum(w**2 for W, _, _ in weights for w in W)
     return total, symbols

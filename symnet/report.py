@@ -1,11 +1,14 @@
 """Report: aligned text tables and number formatting for the command line, and ``symnet report``."""
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import scipy.special
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+
+from symnet.errors import SymnetError, quoted
 
 
 class _Latex(LatexPrinter):
@@ -45,7 +48,8 @@ EXCERPT_LINES = 40
 
 
 def write_report(spec, out="report", train=False, seed=0, epochs=None):
-    """``symnet report``: one Markdown file (formulas in $$…$$) plus PNGs for a built-in model or a model file.
+    """``symnet report``: one Markdown file (formulas in $$…$$) plus PNGs for a built-in model, a model file or a
+    :class:`~symnet.models.Recipe`, written to the folder ``out`` (checked before any work).
 
     Holds the back-propagation equations, each activation with its derived derivative, the swell numbers,
     the generated module's path and an excerpt, and with ``train`` the loss and accuracy curves and the final
@@ -56,10 +60,9 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
     from symnet.network import UNROLLED_LIMIT
     from symnet.train.loop import accuracy, fit, is_classification
 
-    recipe = models.recipe(spec)
+    recipe = spec if isinstance(spec, models.Recipe) else models.recipe(spec)
     model = recipe.model
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out, "report folder")
     plt = pyplot()
     lines = [f"# {recipe.name}: {model.describe()}", "", "```", model.summary(), "```", "",
              "## Back-propagation", ""]
@@ -109,6 +112,26 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
     path = out / f"{recipe.name}.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def writable_folder(path, what):
+    """``path`` as a folder that exists (made, with its parents, if missing) and takes new files.
+
+    Output paths are checked with this before any work, so that a bad one fails at once, in one line, rather than
+    with a traceback after minutes of work; ``what`` names the folder in the message.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SymnetError(f"{what} {quoted(str(path))} is a file, not a folder; give a folder that exists or can be "
+                          "created")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise SymnetError(f"{what} {quoted(str(path))} cannot be written to ({error.strerror}); give a folder that "
+                          "exists or can be created, and that you can write to") from None
+    return folder
 
 
 def format_markdown_table(rows, columns):

@@ -5,6 +5,10 @@ one once.  :func:`cse_program` wraps it as a :class:`~symnet.differentiate.Progr
 so its size is counted exactly like the reverse-mode program's.
 """
 
+import signal
+import threading
+from contextlib import contextmanager
+
 import sympy as sp
 
 from symnet.differentiate import Program, count_ops
@@ -29,15 +33,65 @@ def simplest(expr):
 
     Candidates: the expression itself, ``factor``, ``cancel`` and, for small
     expressions, ``sympy.simplify``.  Ties keep the earlier candidate, so the
-    result is deterministic.
+    result is deterministic.  The search has a budget: none when a function's
+    argument or an exponent holds a number larger than :data:`MAX_COEFFICIENT`
+    (SymPy's polynomial code reads ``exp(10**9*x)`` as ``exp(x)**(10**9)``), and
+    :data:`SIMPLIFY_SECONDS` of time otherwise; what was found by then is kept.
     """
     size = count_ops(expr)
     candidates = [expr]
-    if size <= FACTOR_MAX_OPS and not expr.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside):
-        candidates += [sp.factor(expr), sp.cancel(expr)]
-    if size <= SIMPLIFY_MAX_OPS:
-        candidates.append(sp.simplify(expr))
+    if _has_large_coefficient(expr):
+        return expr
+    with _time_limit(SIMPLIFY_SECONDS):
+        if size <= FACTOR_MAX_OPS and not expr.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside):
+            candidates += [sp.factor(expr), sp.cancel(expr)]
+        if size <= SIMPLIFY_MAX_OPS:
+            candidates.append(sp.simplify(expr))
     return min(candidates, key=count_ops)
+
+
+MAX_COEFFICIENT = 100
+SIMPLIFY_SECONDS = 2.0
+
+
+def _has_large_coefficient(expr):
+    """True when a number of magnitude above :data:`MAX_COEFFICIENT` (or a fraction with such a denominator)
+    stands inside a function's argument or an exponent."""
+    for part in sp.preorder_traversal(expr):
+        if isinstance(part, (sp.Function, sp.Pow)):
+            for number in part.atoms(sp.Rational):
+                if max(abs(number.p), number.q) > MAX_COEFFICIENT:
+                    return True
+    return False
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds):
+    """Stop the work inside after ``seconds`` (SIGALRM; in the main thread only, and only when nobody else uses
+    the timer), keeping what the caller collected before it."""
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def out_of_time(signum, frame):
+        raise _OutOfTime
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _OutOfTime:
+        pass
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
 # --- numerically stable forms -------------------------------------------------

@@ -119,9 +119,10 @@ def test_compiled_epoch_equals_the_same_steps_one_by_one(name):
         assert np.array_equal(fitted.optimizer_state[key], value)
 
 
-def test_parallel_activation_loops_give_the_serial_bits():
+def test_parallel_activation_loops_give_the_serial_results():
     """parallel=True runs wide transcendental activation loops with numba.prange; each row is independent, so the
-    trained parameters must equal the serial module's bit for bit (including a short last batch)."""
+    trained parameters must equal the serial module's (including a short last batch).  Two modules are two code
+    paths, which LLVM may vectorise differently on another CPU: equal to within rounding, not bit for bit."""
     rng = np.random.default_rng(5)
     X, Y = rng.normal(size=(45, 3)), rng.normal(size=(45, 1))
     model = sn.Sequential([sn.Dense(3, 64, "tanh"), sn.Dense(64, 64, "sigmoid"), sn.Dense(64, 64, "relu"),
@@ -134,6 +135,7 @@ def test_parallel_activation_loops_give_the_serial_bits():
     first, second = parallel.init(seed=2), serial.init(seed=2)
     one = sn.fit(parallel, first, X, Y, epochs=3, batch_size=16, seed=1)
     two = sn.fit(serial, second, X, Y, epochs=3, batch_size=16, seed=1)
-    assert np.array_equal(first.flat, second.flat) and one.loss == two.loss
+    np.testing.assert_allclose(first.flat, second.flat, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(one.loss, two.loss, rtol=1e-12)
     with pytest.raises(ConfigurationError, match="parallel must be True or False"):
         model.compile(parallel="yes")

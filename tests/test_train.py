@@ -195,7 +195,7 @@ def test_checkpoint_round_trip_is_bit_exact_and_checks_the_model(tmp_path):
     with pytest.raises(ConfigurationError, match="no checkpoint"):
         sn.load(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ConfigurationError, match="not a symnet checkpoint"):
+    with pytest.raises(ConfigurationError, match="not a usable symnet checkpoint"):
         sn.load(tmp_path / "junk.npz")
     with pytest.raises(ConfigurationError, match=".npz"):
         sn.save(tmp_path / "c.txt", params)

@@ -10,11 +10,13 @@ expression in one free symbol is an activation too::
 from dataclasses import dataclass
 from functools import cached_property
 
+import math
+
 import sympy as sp
 
-from symnet.declare.parse import parse_expression, symbol
+from symnet.declare.parse import as_expression, exact_number, is_name, parse_expression, symbol
 from symnet.differentiate import local_derivative
-from symnet.errors import ConfigurationError, DifferentiationError, ExpressionError
+from symnet.errors import ConfigurationError, DifferentiationError, ExpressionError, quoted
 
 t = symbol("t")
 """The input symbol of the catalogue's activations."""
@@ -29,9 +31,9 @@ class Trainable:
 
 
 def trainable(initial, shared=False):
-    """Mark an activation parameter as trainable, e.g. ``parameters={gamma: sn.trainable(0.25)}``."""
-    if isinstance(initial, bool) or not isinstance(initial, (int, float)):
-        raise ConfigurationError(f"a trainable parameter's initial value must be a number, got {initial!r}")
+    """Mark an activation parameter as trainable, e.g. ``parameters={gamma: sn.activations.trainable(0.25)}``."""
+    if isinstance(initial, bool) or not isinstance(initial, (int, float)) or not math.isfinite(initial):
+        raise ConfigurationError(f"a trainable parameter's initial value must be a finite number, got {quoted(initial)}")
     return Trainable(float(initial), bool(shared))
 
 
@@ -50,19 +52,31 @@ class Activation:
     parameters: tuple = ()
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip() or not self.name.isprintable():
+            raise ConfigurationError(f"an activation's name must be one line of printable text, got {quoted(self.name)}")
+        expr = as_expression(self.expr)
+        if not isinstance(self.variable, sp.Symbol):
+            raise ConfigurationError(f"activation {quoted(self.name)}: its variable must be a SymPy Symbol, "
+                                     f"got {type(self.variable).__name__}")
         given = dict(self.parameters)
         for key in list(given):
             if isinstance(key, str):
-                matches = [s for s in self.expr.free_symbols if s.name == key]
+                matches = [s for s in expr.free_symbols if s.name == key]
                 given[matches[0] if matches else symbol(key)] = given.pop(key)
-        fixed = {s: sp.nsimplify(v) for s, v in given.items() if not isinstance(v, Trainable)}
+        for s, v in given.items():
+            if not isinstance(s, sp.Symbol):
+                raise ConfigurationError(f"activation {quoted(self.name)}: parameters are keyed by symbols or "
+                                         f"names, got {type(s).__name__}")
+            if not (isinstance(v, Trainable) or isinstance(v, (int, float)) and not isinstance(v, bool)):
+                raise ConfigurationError(f"activation {quoted(self.name)}: parameter {quoted(s.name)} must be a "
+                                         f"number or sn.activations.trainable(initial), got {quoted(v)}")
+            if isinstance(v, Trainable) and not (s.name.isascii() and is_name(s.name)):
+                raise ConfigurationError(f"activation {quoted(self.name)}: a trainable parameter's name becomes an "
+                                         f"array name in generated code; {quoted(s.name)} is not one (ASCII letters, digits, _)")
+        fixed = {s: exact_number(v) for s, v in given.items() if not isinstance(v, Trainable)}
         learned = tuple(sorted(((s, v) for s, v in given.items() if isinstance(v, Trainable)),
                                key=lambda item: item[0].name))
-        for s, v in given.items():
-            if not (isinstance(v, Trainable) or isinstance(v, (int, float)) and not isinstance(v, bool)):
-                raise ConfigurationError(f"activation {self.name!r}: parameter {s} must be a number or "
-                                         f"sn.trainable(initial), got {v!r}")
-        object.__setattr__(self, "expr", sp.sympify(self.expr).xreplace(fixed))
+        object.__setattr__(self, "expr", expr.xreplace(fixed))
         object.__setattr__(self, "parameters", learned)
         free = self.expr.free_symbols
         allowed = {self.variable, *self.parameter_symbols}
@@ -70,7 +84,7 @@ class Activation:
             extra = ", ".join(sorted(s.name for s in free - allowed))
             raise ExpressionError(
                 f"activation {self.name!r} has symbols other than its input {self.variable}: {extra}; "
-                "give them numbers or sn.trainable(...) in parameters=, e.g. parameters={'gamma': 0.1}")
+                "give them numbers or sn.activations.trainable(...) in parameters=, e.g. parameters={'gamma': 0.1}")
 
     @property
     def parameter_symbols(self):
@@ -114,7 +128,7 @@ CATALOGUE = {}
 
 def register(name, expr, aliases=()):
     """Add ``expr`` (in :data:`t`) to the catalogue under ``name`` and its aliases."""
-    entry = Activation(name, sp.sympify(expr))
+    entry = Activation(name, expr)
     for key in (name, *aliases):
         CATALOGUE[key] = entry
     return entry
@@ -131,12 +145,12 @@ def sigmoid_expr(x):
 
 def leaky_relu(gamma=0.01):
     """max(x, γx) for 0 < γ < 1, as ``Piecewise((x, x > 0), (γx, True))``."""
-    return Activation(f"leaky_relu(gamma={gamma})", sp.Piecewise((t, t > 0), (sp.nsimplify(gamma) * t, True)))
+    return Activation(f"leaky_relu(gamma={gamma})", sp.Piecewise((t, t > 0), (exact_number(gamma) * t, True)))
 
 
 def elu(gamma=1):
     """max(0, x) + γ·min(0, e^x − 1), as ``Piecewise((x, x > 0), (γ(e^x − 1), True))``."""
-    return Activation(f"elu(gamma={gamma})", sp.Piecewise((t, t > 0), (sp.nsimplify(gamma) * (sp.exp(t) - 1), True)))
+    return Activation(f"elu(gamma={gamma})", sp.Piecewise((t, t > 0), (exact_number(gamma) * (sp.exp(t) - 1), True)))
 
 
 def swish(beta=1, learn=False):
@@ -145,7 +159,7 @@ def swish(beta=1, learn=False):
         beta_symbol = symbol("beta")
         return Activation("swish(beta trainable)", t * sigmoid_expr(beta_symbol * t),
                           parameters={beta_symbol: trainable(beta)})
-    return Activation(f"swish(beta={beta})", t * sigmoid_expr(sp.nsimplify(beta) * t))
+    return Activation(f"swish(beta={beta})", t * sigmoid_expr(exact_number(beta) * t))
 
 
 def prelu(gamma=0.25, shared=False):

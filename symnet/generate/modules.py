@@ -1,4 +1,4 @@
-"""Generated modules: where they live, how they are named, written and loaded.
+"""Generated modules: where they live, how they are named, written, verified and loaded.
 
 Every generated module is a real ``.py`` file (so ``inspect``, ``pdb`` and
 Numba's on-disk cache work on it) named ``<kind>_<hash>.py``, where the hash
@@ -6,19 +6,40 @@ is a SHA-256 of everything the text depends on: the definition, the dtype,
 the symnet version and symnet's own source files.  Files are written
 atomically: a temporary file in the same folder, then ``os.replace``, so a
 second process compiling the same model never sees half a module.
+
+A file is never imported on the strength of its name.  :func:`load` imports
+a module only if its bytes are exactly the text symnet generates for that
+definition: either the SHA-256 of the bytes matches the record symnet keeps
+of the texts it generated (:func:`record_dir`, outside the generated folder),
+or the text is generated again and compared.  Anything else (an edited,
+truncated or planted file) is rewritten with a one-line warning.  Every text
+symnet writes is first checked by :func:`check_source`: only the imports,
+decorated functions and constants symnet emits.
+
+What the generated folder must still be trusted for: Numba's cache files
+(``__pycache__/*.nbi``, ``*.nbc``) beside the modules are pickles that Numba
+loads without a check of their own, so the folder must be writable only by
+users whose code you would run anyway (as with any Python ``__pycache__``).
 """
 
+import ast
+import builtins
 import functools
 import hashlib
-import importlib.util
 import os
 import sys
 import tempfile
+import time
+import types
+import warnings
 from pathlib import Path
 
 from symnet import __version__
+from symnet.errors import ConfigurationError, SymnetWarning, quoted
 
 ENVIRONMENT_VARIABLE = "SYMNET_GENERATED_DIR"
+RECORD_VARIABLE = "SYMNET_RECORD_DIR"
+STALE_TEMPORARY_SECONDS = 60
 
 HEADER = '''"""{title}
 
@@ -40,8 +61,22 @@ def generated_dir(directory=None):
     """The folder for generated modules: ``directory``, else ``$SYMNET_GENERATED_DIR``, else ``./generated``."""
     chosen = directory or os.environ.get(ENVIRONMENT_VARIABLE) or "generated"
     path = Path(chosen).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(f"cannot use {quoted(str(path))} as the folder for generated modules "
+                                 f"({error.strerror or error}); set {ENVIRONMENT_VARIABLE} to a writable folder") from None
     return path
+
+
+def record_dir():
+    """Where symnet records the SHA-256 of every module text it generated: ``$SYMNET_RECORD_DIR``, else
+    ``$XDG_CACHE_HOME/symnet/verified``, else ``~/.cache/symnet/verified``.  Kept apart from the generated folder,
+    so that whoever can write there cannot also vouch for what they wrote."""
+    chosen = os.environ.get(RECORD_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "symnet" / "verified"
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,41 +105,214 @@ def module_path(kind, digest, directory=None):
 
 
 def header(title, digest, description=""):
-    """The opening of every generated module: docstring naming its origin, then imports."""
+    """The opening of every generated module: docstring naming its origin, then imports.  User text in ``title``
+    and ``description`` must have passed through :func:`literal_text`."""
     return HEADER.format(title=title, version=__version__, digest=digest, description=description)
 
 
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` via a temporary file and a rename."""
+def literal_text(text):
+    """``text`` made safe inside a generated docstring or comment: backslashes and double quotes escaped, every
+    character that is not printable (line breaks, NUL, ...) written as its escape, e.g. ``\\n``."""
+    out = []
+    for character in str(text):
+        if character in '\\"':
+            out.append("\\" + character)
+        elif character.isprintable():
+            out.append(character)
+        else:
+            out.append(repr(character)[1:-1] if len(repr(character)) > 3 else f"\\x{ord(character):02x}")
+    return "".join(out)
+
+
+def _umask():
+    """The process's umask (read by setting and restoring it: the only portable way)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path, data):
+    """Write ``data`` (text or bytes) to ``path`` via a temporary file in the same folder and a rename.
+
+    A reader never sees half a file; the file gets the permissions of a plain ``open`` under the user's umask
+    (``mkstemp`` alone would make it 0600, unreadable to the rest of a shared folder).  Temporary files that a
+    killed writer left behind (``<name>.*.tmp`` older than a minute) are removed.
+    """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    for stale in path.parent.glob(f"{path.name}.*.tmp"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                stale.unlink()
+        except OSError:
+            pass
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def ensure_module(path, make_text):
-    """Return ``(path, written)``: write ``make_text()`` to ``path`` unless the file exists already."""
-    path = Path(path)
-    if path.exists():
-        return path, False
-    write_atomic(path, make_text())
-    return path, True
+def load(kind, digest, make_text, directory=None):
+    """Import the generated module ``<kind>_<digest>.py``, writing it first if it is missing or not symnet's.
 
-
-def load_module(path):
-    """Import the generated module at ``path`` (once per process)."""
-    path = Path(path).resolve()
+    Returns ``(module, path, written)``.  The module is imported from the bytes that were verified (never read
+    again), so a file swapped after the check is not run either.  ``make_text()`` must return the text symnet
+    generates for this definition; it runs only when the file is new, changed, or not yet recorded.
+    """
+    path = module_path(kind, digest, directory)
     if path in _loaded:
-        return _loaded[path]
-    name = f"symnet_generated_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+        return _loaded[path], path, False
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = None
+    except OSError as error:
+        raise ConfigurationError(f"cannot read the generated module {quoted(str(path))}: "
+                                 f"{error.strerror or error}") from None
+    written = False
+    if data is None or not _is_recorded(path.name, data):
+        expected = check_source(make_text(), path.name).encode("utf-8")
+        if data != expected:
+            if data is not None:
+                warnings.warn(f"{path} is not the text symnet generates for its definition (edited, truncated or "
+                              "planted); rewrote it", SymnetWarning, stacklevel=3)
+            try:
+                write_atomic(path, expected)
+            except OSError as error:
+                raise ConfigurationError(f"cannot write the generated module {quoted(str(path))}: "
+                                         f"{error.strerror or error}; set {ENVIRONMENT_VARIABLE} to a writable "
+                                         "folder") from None
+            written = True
+        _record(path.name, expected)
+        data = expected
+    module = types.ModuleType(f"symnet_generated_{path.stem}")
+    module.__file__ = str(path)
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(data, str(path), "exec"), module.__dict__)   # noqa: S102 -- verified text, see above
+    except RuntimeError as error:
+        if "no locator available" not in str(error):
+            raise
+        del sys.modules[module.__name__]
+        raise ConfigurationError(f"Numba has nowhere to write its cache for {quoted(str(path))} (neither beside it "
+                                 "nor in the user's cache folder); set NUMBA_CACHE_DIR to a writable folder") from None
     _loaded[path] = module
-    return module
+    return module, path, written
+
+
+def _record_path(name):
+    return record_dir() / f"{name}.sha256"
+
+
+def _is_recorded(name, data):
+    try:
+        return _record_path(name).read_text(encoding="ascii") == hashlib.sha256(data).hexdigest()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _record(name, data):
+    """Remember that ``data`` is the text symnet generated for ``name`` (best effort: without a writable record
+    folder every load generates the text again, which is slower but as safe)."""
+    try:
+        record_dir().mkdir(parents=True, exist_ok=True)
+        write_atomic(_record_path(name), hashlib.sha256(data).hexdigest())
+    except OSError:
+        pass
+
+
+# --- what a generated module may contain --------------------------------------------------------------------
+
+_MODULE_IMPORTS = {("math", None), ("numba", None), ("numpy", "np")}
+_ROOTS = {"np", "math", "numba"}
+_BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool"}
+_PYTHON_BUILTINS = set(dir(builtins))
+_STATEMENTS = (ast.Assign, ast.AugAssign, ast.For, ast.While, ast.If, ast.Return, ast.Break, ast.Continue, ast.Pass,
+               ast.Expr)
+_EXPRESSIONS = (ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Set,
+                ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword,
+                ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
+
+
+def check_source(text, name="<generated>"):
+    """Return ``text`` if it has only the shape symnet generates, else raise :class:`SymnetError`.
+
+    Allowed at the top: the docstring, ``import math``, ``import numba``, ``import numpy as np``, constants, and
+    functions decorated ``@numba.njit(...)`` whose bodies use loops, conditions, assignments, arithmetic and calls
+    of NumPy/math/Numba functions, of builtins such as ``range`` and of the module's own functions.  No other
+    imports, no names or attributes with leading underscores except the module's own functions, no strings but
+    docstrings and decorator options.  A generator bug that pastes user text into code fails here, before the
+    text is written or run.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError) as error:
+        raise _unsafe(name, f"it does not parse ({error})") from None
+    body = list(tree.body)
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    functions = {node.name for node in body if isinstance(node, ast.FunctionDef)}
+    for node in body:
+        if isinstance(node, ast.Import):
+            if any((alias.name, alias.asname) not in _MODULE_IMPORTS for alias in node.names):
+                raise _unsafe(name, f"it imports {', '.join(alias.name for alias in node.names)}")
+        elif isinstance(node, ast.Assign):
+            _check_expressions(name, node, functions, allow_strings=False)
+        elif isinstance(node, ast.FunctionDef):
+            _check_function(name, node, functions)
+        else:
+            raise _unsafe(name, f"line {node.lineno} is a {type(node).__name__} at module level")
+    return text
+
+
+def _is_docstring(node):
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _check_function(name, function, functions):
+    decorators = function.decorator_list
+    if len(decorators) != 1 or not (isinstance(decorators[0], ast.Call) and ast.unparse(decorators[0].func) == "numba.njit"
+                                    and not decorators[0].args):
+        raise _unsafe(name, f"function {function.name} is not decorated @numba.njit(...)")
+    for keyword in decorators[0].keywords:
+        _check_expressions(name, keyword.value, functions, allow_strings=True)
+    arguments = function.args
+    if arguments.vararg or arguments.kwarg or arguments.kwonlyargs or arguments.defaults or arguments.posonlyargs:
+        raise _unsafe(name, f"function {function.name} has more than plain positional arguments")
+    body = function.body[1:] if function.body and _is_docstring(function.body[0]) else function.body
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.stmt) and not isinstance(node, _STATEMENTS):
+                raise _unsafe(name, f"line {node.lineno} is a {type(node).__name__}")
+        _check_expressions(name, statement, functions, allow_strings=False)
+
+
+def _check_expressions(name, tree, functions, allow_strings):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):
+            continue
+        if not isinstance(node, _EXPRESSIONS):
+            raise _unsafe(name, f"line {getattr(node, 'lineno', '?')} holds a {type(node).__name__}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and not allow_strings:
+            raise _unsafe(name, f"line {node.lineno} holds a string {quoted(node.value)}")
+        if isinstance(node, ast.Name) and node.id.startswith("_") and node.id not in functions:
+            raise _unsafe(name, f"line {node.lineno} uses the name {quoted(node.id)}")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise _unsafe(name, f"line {node.lineno} uses the attribute {quoted(node.attr)}")
+        if isinstance(node, ast.Call):
+            called = node.func
+            while isinstance(called, ast.Attribute):
+                called = called.value
+            if isinstance(node.func, ast.Name) and node.func.id not in _BUILTIN_CALLS | functions:
+                raise _unsafe(name, f"line {node.lineno} calls {quoted(node.func.id)}")
+            if isinstance(node.func, ast.Attribute) and isinstance(called, ast.Name) \
+                    and called.id in _PYTHON_BUILTINS | functions:
+                raise _unsafe(name, f"line {node.lineno} calls a method of {quoted(called.id)}")
+
+
+def _unsafe(name, why):
+    return ConfigurationError(f"refusing generated module {name}: {why}; this is a bug in symnet, please report it")

@@ -23,6 +23,7 @@ import sympy as sp
 
 from symnet.declare import layers as L
 from symnet.declare import losses
+from symnet.declare.parse import exact_number
 from symnet.generate import kernels, modules
 from symnet.generate.printer import NumbaPrinter
 from symnet.indexed import terms
@@ -58,6 +59,10 @@ class _Writer:
         self.depth = 0
 
     def __call__(self, text=""):
+        """Add one line; user text in it (names, formulas) cannot start another: line breaks are escaped."""
+        if not text.isprintable():
+            text = "".join(character if character.isprintable() else modules.literal_text(character)
+                           for character in text)
         self.lines.append(INDENT * self.depth + text if text else "")
 
     @contextmanager
@@ -471,14 +476,14 @@ class NetworkModule:
     def _draw_noise(self, w, layer, number):
         """Dropout's mask: 1/(1 − p) with probability 1 − p in training (noise_seed ≥ 0), else 1."""
         mask = f"{layer.noise}{number}"
-        keep = self.p(sp.nsimplify(1 - layer.p))
+        keep = self.p(exact_number(1 - layer.p))
         w(f"# inverted dropout, p = {layer.p}: in training {mask}[n, i] = 1/(1 − p) with probability 1 − p, else 0; "
           f"outside training {mask} = 1")
         w(f"{mask} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
         w("if noise_seed >= 0:")
         with w.block():
             with w.loops(("n", "batch"), ("i", layer.n_out)):
-                w(f"{mask}[n, i] = {self.p(1 / sp.nsimplify(1 - layer.p))} if np.random.random() < {keep} "
+                w(f"{mask}[n, i] = {self.p(1 / exact_number(1 - layer.p))} if np.random.random() < {keep} "
                   f"else {self.p(sp.Float(0))}")
         w("else:")
         with w.block():
@@ -549,12 +554,12 @@ class NetworkModule:
         if not decay:
             return
         w(f"# weight decay: L += ½λ Σ_l ‖W_l‖², grad_W += λ W, λ = {decay}")
-        lam = self.p(sp.nsimplify(decay))
+        lam = self.p(exact_number(decay))
         for name in self._weight_names():
             w(f"for k in range(theta_{name}.shape[0]):")
             with w.block():
                 w(f"weight = theta_{name}[k]")
-                w(f"loss += {self.p(sp.Rational(1, 2) * sp.nsimplify(decay))} * weight * weight")
+                w(f"loss += {self.p(sp.Rational(1, 2) * exact_number(decay))} * weight * weight")
                 if with_gradient:
                     w(f"grad_theta_{name}[k] += {lam} * weight")
 
@@ -652,9 +657,11 @@ class NetworkModule:
 
     def text(self):
         model = self.model
-        description = "\n" + model.summary() + "\n"
+        description = "\n" + "\n".join(modules.literal_text(line) for line in model.summary().split("\n")) + "\n"
         w = _Writer()
-        w(modules.header(f"Compiled network {model.describe()}", self.digest, description).rstrip("\n"))
+        for line in modules.header(f"Compiled network {modules.literal_text(model.describe())}", self.digest,
+                                   description).rstrip("\n").split("\n"):
+            w(line)
         kernel_at = len(w.lines)
         self.function(w, "predict", ["theta", "X"], "Network output a_L for inputs X (batch, in).",
                       with_loss=False, with_gradient=False)

@@ -15,12 +15,15 @@ nested conditional expressions (both inherited), ``erf`` as ``math.erf``.
 """
 
 import keyword
-import re
+import unicodedata
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 DTYPES = ("float64", "float32")
+EXACT_INTEGER_MAX = 2**53
+"""Larger integers are printed as float literals: Numba types integer literals as int64, and float64 holds
+integers exactly only up to 2^53."""
 _EXPANDED_POWER_MAX = 4
 
 
@@ -36,9 +39,18 @@ def check_dtype(dtype):
 
 
 def python_name(name, taken):
-    """A valid, unused Python identifier for a symbol called ``name``."""
-    base = re.sub(r"\W", "_", name)
-    if not base or base[0].isdigit():
+    """A valid, unused ASCII Python identifier for a symbol called ``name`` (``α`` → ``alpha``, ``w"x`` → ``w_x``).
+
+    ASCII only: Python folds identifiers by NFKC, so two different Unicode names could become one variable."""
+    pieces = []
+    for character in name:
+        if character.isascii():
+            pieces.append(character if character.isalnum() or character == "_" else "_")
+        else:
+            words = unicodedata.name(character, "").split()
+            pieces.append(words[-1].lower() if character.isalpha() and words and words[-1].isalpha() else "_")
+    base = "".join(pieces)
+    if not base or base[0].isdigit() or base[0] == "_":   # generated names never start with _ (kernels do)
         base = "v_" + base
     if keyword.iskeyword(base) or base in {"math", "np", "numba", "i", "n"}:
         base += "_"
@@ -74,9 +86,13 @@ class NumbaPrinter(PythonCodePrinter):
         return self.names.get(expr) or super()._print_Symbol(expr)
 
     def _print_Integer(self, expr):
+        if abs(expr.p) > EXACT_INTEGER_MAX:   # beyond int64 Numba cannot type it; a float literal keeps the value
+            return self._typed(repr(float(expr.p)))
         return self._typed(str(expr.p))
 
     def _print_Rational(self, expr):
+        if max(abs(expr.p), expr.q) > EXACT_INTEGER_MAX:
+            return self._typed(repr(expr.p / expr.q))   # Python's int / int rounds correctly
         return self._typed(f"{expr.p}/{expr.q}") if self.dtype == "float32" else f"({expr.p}/{expr.q})"
 
     def _print_Float(self, expr):

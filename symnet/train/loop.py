@@ -9,8 +9,12 @@ bit-identically to an uninterrupted one.  A non-finite loss stops training at
 once; the parameters and optimizer state are put back to the last point whose
 loss was finite (the epoch's start is kept, and the epoch's finite steps are
 replayed — deterministic, so nothing is lost and no copy is made per step).
+A checkpoint records the run's :func:`training_settings`; resuming with other
+settings is refused unless asked for (``allow_changes=True``), since the run
+would then not continue as it began.
 """
 
+import hashlib
 import math
 import sys
 import time
@@ -18,7 +22,8 @@ import time
 import numpy as np
 
 from symnet.datasets import labels_of, split
-from symnet.errors import ConfigurationError
+from symnet.errors import ConfigurationError, quoted
+from symnet.network import check_seed, copy_back
 from symnet.train import checkpoint as checkpoints
 
 CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "cross_entropy", "binary_cross_entropy")
@@ -29,13 +34,15 @@ BAR_WIDTH = 24
 
 class History:
     """Per-epoch metrics: ``epoch``, ``loss`` (mean batch loss), ``accuracy``, ``val_loss``, ``val_accuracy``,
-    ``seconds`` (wall time of the epoch); ``stopped`` says why training ended early (or is None)."""
+    ``seconds`` (wall time of the epoch); ``stopped`` says why training ended early (or is None); ``changes``
+    lists the settings changed on resuming, ``{"epoch": first epoch with them, "changed": {name: {"from", "to"}}}``."""
 
     KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
-    def __init__(self, records=None, stopped=None):
+    def __init__(self, records=None, stopped=None, changes=None):
         self.records = list(records or [])
         self.stopped = stopped
+        self.changes = list(changes or [])
 
     def __getattr__(self, key):
         if key in History.KEYS:
@@ -50,11 +57,11 @@ class History:
         return f"History({len(self.records)} epochs, last {last}, stopped={self.stopped!r})"
 
     def as_dict(self):
-        return {"records": self.records, "stopped": self.stopped}
+        return {"records": self.records, "stopped": self.stopped, "changes": self.changes}
 
     @classmethod
     def from_dict(cls, data):
-        return cls(data.get("records"), data.get("stopped"))
+        return cls(data.get("records"), data.get("stopped"), data.get("changes"))
 
 
 class Progress:
@@ -125,8 +132,35 @@ def _restore(snapshot, params, state):
         state[name][...] = value
 
 
+def training_settings(net, batch_size, seed, validation_split, X, Y):
+    """Everything besides the architecture that decides a run's trajectory, as a JSON-able dict: the optimizer,
+    its hyper-parameters, the batch size, seed, validation split, dtype, weight decay and the training data's
+    SHA-256 (prefix).  A resumed run must have the same to continue bit-identically."""
+    data = hashlib.sha256()
+    for array in (X, Y):
+        data.update(repr(array.shape).encode("ascii"))
+        data.update(array.tobytes())
+    return {"optimizer": type(net.optimizer).__name__,
+            **{h.name: value for h, value in zip(net.optimizer.hyperparameters, net.optimizer.values())},
+            "batch_size": batch_size, "seed": seed, "validation_split": validation_split, "dtype": str(net.dtype),
+            "weight_decay": net.model.weight_decay, "training_data": f"sha256:{data.hexdigest()[:16]}"}
+
+
+def _changed(saved, current):
+    """``{setting: {"from": old, "to": new}}`` for each setting that differs (None where one side lacks it)."""
+    return {key: {"from": saved.get(key), "to": current.get(key)} for key in sorted(saved.keys() | current.keys())
+            if key not in saved or key not in current or saved[key] != current[key]}
+
+
+def _shown(settings, key, absent):
+    if key not in settings:
+        return absent
+    value = settings[key]
+    return quoted(value) if isinstance(value, str) else repr(value)
+
+
 def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None, validation_split=None,
-        early_stopping=None, callbacks=(), verbose=None, checkpoint=None, resume=None):
+        early_stopping=None, callbacks=(), verbose=None, checkpoint=None, resume=None, allow_changes=False):
     """Train ``params`` in place with ``net``'s optimizer; return the :class:`History`.
 
     ``epochs`` is the total number of epochs (also when resuming).  ``batch_size=None``, or the ``GD``
@@ -135,7 +169,11 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     ``early_stopping=p`` stops after ``p`` epochs without a better validation loss (training loss when there
     is no validation set) and restores the best parameters.  Each callback is called as
     ``callback(record, params)`` after every epoch and stops training by returning True.
-    ``checkpoint=PATH`` saves after every epoch; ``resume=PATH`` continues from such a file.
+    ``checkpoint=PATH`` (a ``.npz`` file, checked before training) saves after every epoch; ``resume=PATH``
+    continues from such a file with the settings it recorded (:func:`training_settings`; ``seed=None`` takes the
+    checkpoint's).  Another setting, e.g. a new learning rate, is refused with an error naming it, since the
+    run would not continue as it began, unless ``allow_changes=True``: then the change is kept in
+    ``History.changes`` and in later checkpoints (another optimizer starts with fresh state).
     ``verbose``: None shows progress on a terminal only; True or False forces it on or off.
     """
     if net.optimizer is None:
@@ -145,19 +183,30 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
         raise ConfigurationError(f"epochs must be an integer ≥ 0, got {epochs!r}")
     if validation is not None and validation_split is not None:
         raise ConfigurationError("give validation=(X, Y) or validation_split=, not both")
-    history, start = History(), 0
-    packed = net.pack(params)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigurationError(f"batch_size must be a positive integer or None, got {quoted(batch_size)}")
+    if validation_split is not None and (isinstance(validation_split, bool) or not isinstance(validation_split, float)
+                                         or not 0.0 < validation_split < 1.0):
+        raise ConfigurationError(f"validation_split must be a fraction in (0, 1), got {quoted(validation_split)}")
+    if early_stopping is not None and (isinstance(early_stopping, bool) or not isinstance(early_stopping, int)
+                                       or early_stopping < 1):
+        raise ConfigurationError(f"early_stopping must be a positive integer (epochs without improvement) or None, "
+                                 f"got {quoted(early_stopping)}")
+    seed = None if seed is None else check_seed(seed)
+    if checkpoint is not None:
+        checkpoint = checkpoints.check_path(checkpoint)
+    history, start, saved = History(), 0, None
     if resume is not None:
-        saved = checkpoints.load(resume, net.model)
-        packed.flat[...] = net.pack(saved.params).flat
-        _load_state(net, saved.optimizer_state, resume)
-        history, start = History.from_dict(saved.metadata.get("history", {})), int(saved.metadata["epoch"])
+        saved = checkpoints.load(resume, net.model, require=("epoch", "seed"))
+        start = saved.metadata["epoch"]
+        if epochs <= start:
+            more = max(epochs, 1)
+            raise ConfigurationError(f"checkpoint {str(resume)!r} already holds {start} epochs, and epochs="
+                                     f"{epochs} is the total, also when resuming: give more than {start}, e.g. "
+                                     f"epochs={start + more} to train {more} more")
         seed = saved.metadata["seed"] if seed is None else seed
-        if seed != saved.metadata["seed"]:
-            raise ConfigurationError(f"resume with the checkpoint's seed {saved.metadata['seed']} (got seed={seed}) "
-                                     "or the run will not continue the same way")
-        history.stopped = None
     seed = 0 if seed is None else seed
+    packed = net.pack(params)
     X, Y = net._inputs(X, Y)
     if validation_split is not None:
         X, Y, Xv, Yv = split(X, Y, validation_split, seed=seed, stratify=is_classification(net, Y))
@@ -165,11 +214,29 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     if validation is not None:
         validation = net._inputs(*validation)
     rows = len(X)
-    if batch_size is None or getattr(net.optimizer, "full_batch", False):
-        batch_size = rows
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-    batch_size = min(batch_size, rows)
+    full_batch = batch_size is None or getattr(net.optimizer, "full_batch", False)
+    batch_size = rows if full_batch else min(batch_size, rows)
+    settings = training_settings(net, batch_size, seed, validation_split, X, Y)
+    if saved is not None:
+        history = History.from_dict(saved.metadata.get("history", {}))
+        recorded = saved.metadata.get("settings", {})
+        changed = _changed(recorded, settings)
+        if changed and not allow_changes:
+            listed = "; ".join(f"{key} {_shown(recorded, key, '(not recorded)')} → {_shown(settings, key, '(none)')}"
+                               for key in changed)
+            raise ConfigurationError(
+                f"checkpoint {str(resume)!r} was trained with other settings ({listed}), so the run would "
+                "not continue as it began; resume with the checkpoint's settings, or pass allow_changes=True "
+                "(symnet train --allow-changes) to go on with the new ones (the change is kept in the history)")
+        if changed:
+            history.changes.append({"epoch": start + 1, "changed": changed})
+        packed.flat[...] = net.pack(saved.params).flat
+        if "optimizer" in changed:                   # another rule: its state starts afresh
+            for value in net.optimizer_state.values():
+                value[...] = 0
+        else:
+            _load_state(net, saved.optimizer_state, resume)
+        history.stopped = None
     classify = is_classification(net, Y)
     progress = Progress(verbose, epochs)
     arguments = net.step_arguments()
@@ -209,7 +276,7 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
                 history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
                                    f"optimizer state restored to the last finite state ({restored})")
                 progress.message(f"stopped: {history.stopped}")
-                _sync(params, packed)
+                copy_back(packed, params)
                 return history
             progress.update(epoch, last, steps, float(losses[:last] @ sizes[:last]) / sizes[:last].sum())
         previous = (at_start, order, noise)
@@ -226,7 +293,7 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
         progress.epoch_done(record)
         if checkpoint is not None:
             checkpoints.save(checkpoint, packed, net.optimizer_state, net.model, epoch=epoch, seed=seed,
-                             optimizer=repr(net.optimizer), history=history.as_dict())
+                             optimizer=repr(net.optimizer), settings=settings, history=history.as_dict())
         if early_stopping is not None:
             monitored = record.get("val_loss", record["loss"])
             if monitored < best[0]:
@@ -242,14 +309,8 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
             history.stopped = f"a callback stopped training after epoch {epoch}"
             progress.message(history.stopped)
             break
-    _sync(params, packed)
+    copy_back(packed, params)
     return history
-
-
-def _sync(params, packed):
-    if packed is not params:
-        for name in params:
-            params[name][...] = packed[name]
 
 
 def _load_state(net, saved, path):
@@ -258,4 +319,7 @@ def _load_state(net, saved, path):
         raise ConfigurationError(f"checkpoint {str(path)!r} holds optimizer state {sorted(saved)}; "
                                  f"{type(net.optimizer).__name__} needs {sorted(expected)}")
     for name in expected:
+        if saved[name].shape != net.optimizer_state[name].shape:
+            raise checkpoints.unusable(path, f"optimizer state {quoted(name)} has shape {saved[name].shape}; "
+                                             f"this network's has {net.optimizer_state[name].shape}")
         net.optimizer_state[name][...] = saved[name]
