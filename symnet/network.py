@@ -9,6 +9,7 @@
 """
 
 import math
+from collections.abc import Mapping, MutableMapping
 from functools import cached_property
 
 import numpy as np
@@ -23,7 +24,7 @@ from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
 from symnet.report import latex
 from symnet.simplify import derivative_from_output, stable
-from symnet.train.optim import Optimizer
+from symnet.train.optim import STEP, Optimizer
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
@@ -36,16 +37,44 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
-class Parameters(dict):
+class Parameters(MutableMapping):
     """``{"W1": array, "b1": array, ...}``: views into one flat array :attr:`flat`.
 
     :attr:`layout` is the network's ``((name, start, stop, shape), ...)``: what each slice of :attr:`flat` means,
-    so a network can tell its own parameters from another network's of the same size.
+    so a network can tell its own parameters from another network's of the same size.  The views are made when
+    first asked for (a gradient that is never looked at costs no views); ``params["W1"] = value`` copies into one.
     """
 
+    __slots__ = ("flat", "layout", "_views")
+
     def __init__(self, flat, layout):
-        self.flat, self.layout = flat, layout
-        super().__init__((name, flat[start:stop].reshape(shape)) for name, start, stop, shape in layout)
+        self.flat, self.layout, self._views = flat, layout, None
+
+    def _all(self):
+        if self._views is None:
+            self._views = {name: self.flat[start:stop].reshape(shape) for name, start, stop, shape in self.layout}
+        return self._views
+
+    def __getitem__(self, name):
+        return self._all()[name]
+
+    def __setitem__(self, name, value):
+        self._all()[name][...] = value
+
+    def __delitem__(self, name):
+        raise TypeError("parameters keep their network's layout; a name cannot be removed")
+
+    def __iter__(self):
+        return (name for name, *_ in self.layout)
+
+    def __len__(self):
+        return len(self.layout)
+
+    def __contains__(self, name):
+        return name in self._all()
+
+    def __repr__(self):
+        return "Parameters(" + ", ".join(f"{name}: {shape}" for name, _, _, shape in self.layout) + ")"
 
 
 def copy_back(packed, params):
@@ -213,18 +242,28 @@ class CompiledNetwork:
         self.module, self.path, self.written = modules.load(
             "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
             directory)
-        self._buffers = [np.zeros(self.size, dtype=dtype)]                    # the gradient
-        if optimizer is not None and optimizer.lookahead is not None:
-            self._buffers.append(np.zeros(self.size, dtype=dtype))           # the look-ahead point
-        self.optimizer_state = optimizer.init_state(self.size, dtype) if optimizer else {}
+        self._np_dtype, self._noisy = np.dtype(dtype), model.noisy
+        self.optimizer_state = {}
+        if optimizer is not None:
+            # one work array and one scalars array, bound once: the generated step takes them as two arguments
+            buffers = optimizer.buffer_names()
+            self._work = np.zeros(len(buffers) * self.size, dtype=dtype)
+            self._scalars = np.zeros(len(optimizer.scalar_names()), dtype=np.float64)
+            views = {name: self._work[k * self.size:(k + 1) * self.size] for k, name in enumerate(buffers)}
+            self.optimizer_state = {symbol.name: views[symbol.name] for symbol in optimizer.state}
+            if optimizer.counts_steps:
+                self.optimizer_state[STEP] = self._scalars[0:1]
+            self._synced = None
         self._noise_seeds = np.random.default_rng(0)
 
     def step_arguments(self):
-        """Arguments of the generated ``train_step`` after ``(theta, X, Y)``: work buffers, optimizer state
-        (updated in place), hyper-parameter values."""
-        scalar = np.dtype(self.dtype).type
-        return [*self._buffers, *(self.optimizer_state[name] for name in self.optimizer.state_names()),
-                *(scalar(value) for value in self.optimizer.values())]
+        """The generated ``train_step``'s (and ``train_epoch``'s) last two arguments, ``(work, scalars)``: the
+        gradient buffer, look-ahead point and optimizer state in one array, the step count and the optimizer's
+        current hyper-parameters in the other.  Updated in place by the step."""
+        if self._synced != self.optimizer.version:
+            self._scalars[1:] = self.optimizer.values()
+            self._synced = self.optimizer.version
+        return self._work, self._scalars
 
     # --- parameters ---------------------------------------------------------
 
@@ -251,9 +290,12 @@ class CompiledNetwork:
         """Parameters as :class:`Parameters` of this network's layout and dtype: returned as they are when they
         already are, else (a mapping of arrays, or another network's parameters) checked by name and shape and
         copied in."""
-        if isinstance(params, Parameters) and params.flat.dtype == self.dtype and \
-                (params.layout is self.layout or params.layout == self.layout):
+        if params.__class__ is Parameters and (params.layout is self.layout or params.layout == self.layout) \
+                and params.flat.dtype is self._np_dtype:
             return params
+        if not isinstance(params, Mapping):
+            raise ShapeError(f"parameters must be a mapping of names to arrays (as net.init() returns), "
+                             f"got {type(params).__name__}")
         missing = [name for name, *_ in self.layout if name not in params]
         if missing:
             raise ShapeError(f"parameters lack {', '.join(missing)}; this network's are "
@@ -264,10 +306,17 @@ class CompiledNetwork:
             value = np.asarray(params[name])
             if value.shape != shape:
                 raise ShapeError(f"parameter {name} has shape {value.shape}; expected {shape}")
-            packed[name][...] = value
+            packed[name] = value
         return packed
 
     # --- evaluation ---------------------------------------------------------
+
+    def _as_given(self, X, Y):
+        """True when X and Y can go to the compiled code as they are: 2-D C-contiguous arrays of the network's
+        dtype.  Their shapes and values are checked there, before any work."""
+        dtype = self._np_dtype
+        return X.__class__ is np.ndarray and X.dtype is dtype and X.ndim == 2 and X.flags.c_contiguous and (
+            Y is None or Y.__class__ is np.ndarray and Y.dtype is dtype and Y.ndim == 2 and Y.flags.c_contiguous)
 
     def _inputs(self, X, Y=None):
         first, last = self.model.layers[0], self.model.layers[-1]
@@ -294,28 +343,52 @@ class CompiledNetwork:
 
     def predict(self, params, X):
         """The network's output a_L for inputs X (batch, in)."""
-        return np.array(self.module.predict(self.pack(params).flat, self._inputs(X)))
+        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+        if not self._as_given(X, None):
+            X = self._inputs(X)
+        try:
+            return self.module.predict(packed.flat, X)
+        except ValueError:
+            self._inputs(X)   # says what is wrong with X
+            raise
 
     def noise(self, noise_seed):
         """The generated functions' noise argument: ``[]`` without Dropout; else ``[seed]``, −1 (no dropout) for None."""
-        if not self.model.noisy:
+        if not self._noisy:
             return []
         if noise_seed is None:
             return [-1]
         if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) or not 0 <= noise_seed < 2**31:
-            raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {noise_seed!r}")
+            raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
         return [int(noise_seed)]
 
     def loss(self, params, X, Y, noise_seed=None):
         """Mean loss over the batch (with the weight-decay term); with ``noise_seed``, dropout masks drawn from it."""
-        X, Y = self._inputs(X, Y)
-        return float(self.module.loss_value(self.pack(params).flat, X, Y, *self.noise(noise_seed)))
+        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+        if not self._as_given(X, Y):
+            X, Y = self._inputs(X, Y)
+        try:
+            if self._noisy:
+                return self.module.loss_value(packed.flat, X, Y, *self.noise(noise_seed))
+            return self.module.loss_value(packed.flat, X, Y)
+        except ValueError:
+            self._inputs(X, Y)   # says what is wrong with X or Y
+            raise
 
     def loss_and_grad(self, params, X, Y, noise_seed=None):
         """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`."""
-        X, Y = self._inputs(X, Y)
-        gradient = np.zeros(self.size, dtype=self.dtype)
-        loss = float(self.module.loss_and_gradient(self.pack(params).flat, X, Y, *self.noise(noise_seed), gradient))
+        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+        if not self._as_given(X, Y):
+            X, Y = self._inputs(X, Y)
+        gradient = np.empty(self.size, dtype=self.dtype)   # every entry is written
+        try:
+            if self._noisy:
+                loss = self.module.loss_and_gradient(packed.flat, X, Y, *self.noise(noise_seed), gradient)
+            else:
+                loss = self.module.loss_and_gradient(packed.flat, X, Y, gradient)
+        except ValueError:
+            self._inputs(X, Y)
+            raise
         return loss, Parameters(gradient, self.layout)
 
     def step(self, params, X, Y, noise_seed=None):
@@ -326,12 +399,23 @@ class CompiledNetwork:
         if self.optimizer is None:
             raise ConfigurationError("this network was compiled without an optimizer; "
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
-        X, Y = self._inputs(X, Y)
-        packed = self.pack(params)
-        if noise_seed is None and self.model.noisy:
-            noise_seed = int(self._noise_seeds.integers(2**31))
-        loss = float(self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), *self.step_arguments()))
-        copy_back(packed, params)
+        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+        if not self._as_given(X, Y):
+            X, Y = self._inputs(X, Y)
+        if self._synced != self.optimizer.version:
+            self.step_arguments()
+        try:
+            if self._noisy:
+                if noise_seed is None:
+                    noise_seed = int(self._noise_seeds.integers(2**31))
+                loss = self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), self._work, self._scalars)
+            else:
+                loss = self.module.train_step(packed.flat, X, Y, self._work, self._scalars)
+        except ValueError:
+            self._inputs(X, Y)
+            raise
+        if packed is not params:
+            copy_back(packed, params)
         return loss
 
 

@@ -13,7 +13,8 @@ within 1 ulp of the exact value (tested against mpmath):
   elsewhere (libm's tanh is 2 ulp).
 
 Generated float64 modules include the text of the kernels they call
-(:func:`texts_for`); float32 modules call libm.
+(:func:`texts_for`); float32 modules call libm.  :data:`FINITE` is the input
+check every module uses.
 """
 
 EXP = '''
@@ -63,7 +64,21 @@ def _tanh(x):
 '''
 """Source of ``_tanh`` (which calls ``_exp``) as it appears in generated modules."""
 
-KERNELS = {"exp": (EXP, ()), "tanh": (TANH, ("exp",))}
+FINITE = '''
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _finite(values):
+    """True when no element of the 2-D array is NaN or ±inf: x − x is 0 exactly for finite x and NaN otherwise,
+    and an OR over the rows is a reduction LLVM vectorises (a sum would have to keep its order)."""
+    bad = False
+    for row in range(values.shape[0]):
+        for column in range(values.shape[1]):
+            bad |= values[row, column] - values[row, column] != 0
+    return not bad
+'''
+"""Source of ``_finite``, the input check at the start of a generated module's functions."""
+
+KERNELS = {"exp": (EXP, ()), "tanh": (TANH, ("exp",)), "finite": (FINITE, ())}
 """Function name → (source, names of the kernels that source calls)."""
 
 

@@ -229,10 +229,10 @@ def _record(name, data):
 
 _MODULE_IMPORTS = {("math", None), ("numba", None), ("numpy", "np")}
 _ROOTS = {"np", "math", "numba"}
-_BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool"}
+_BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool", "ValueError"}
 _PYTHON_BUILTINS = set(dir(builtins))
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.For, ast.While, ast.If, ast.Return, ast.Break, ast.Continue, ast.Pass,
-               ast.Expr)
+               ast.Expr, ast.Raise)
 _EXPRESSIONS = (ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Set,
                 ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword,
                 ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
@@ -242,8 +242,9 @@ def check_source(text, name="<generated>"):
     """Return ``text`` if it has only the shape symnet generates, else raise :class:`SymnetError`.
 
     Allowed at the top: the docstring, ``import math``, ``import numba``, ``import numpy as np``, constants, and
-    functions decorated ``@numba.njit(...)`` whose bodies use loops, conditions, assignments, arithmetic and calls
-    of NumPy/math/Numba functions, of builtins such as ``range`` and of the module's own functions.  No other
+    functions decorated ``@numba.njit(...)`` whose bodies use loops, conditions, assignments, arithmetic,
+    ``raise ValueError("...")`` and calls of NumPy/math/Numba functions, of builtins such as ``range`` and of the
+    module's own functions.  No other
     imports, no names or attributes with leading underscores except the module's own functions, no strings but
     docstrings and decorator options.  A generator bug that pastes user text into code fails here, before the
     text is written or run.
@@ -285,19 +286,33 @@ def _check_function(name, function, functions):
         raise _unsafe(name, f"function {function.name} has more than plain positional arguments")
     body = function.body[1:] if function.body and _is_docstring(function.body[0]) else function.body
     for statement in body:
+        messages = set()
         for node in ast.walk(statement):
-            if isinstance(node, ast.stmt) and not isinstance(node, _STATEMENTS):
+            if isinstance(node, ast.Raise):
+                messages.add(_raised_message(name, node))
+            elif isinstance(node, ast.stmt) and not isinstance(node, _STATEMENTS):
                 raise _unsafe(name, f"line {node.lineno} is a {type(node).__name__}")
-        _check_expressions(name, statement, functions, allow_strings=False)
+        _check_expressions(name, statement, functions, allow_strings=False, messages=messages)
 
 
-def _check_expressions(name, tree, functions, allow_strings):
+def _raised_message(name, node):
+    """The message node of ``raise ValueError("...")``, the one form of raise generated code uses."""
+    exception = node.exc
+    if not (node.cause is None and isinstance(exception, ast.Call) and isinstance(exception.func, ast.Name)
+            and exception.func.id == "ValueError" and not exception.keywords and len(exception.args) == 1
+            and isinstance(exception.args[0], ast.Constant) and isinstance(exception.args[0].value, str)):
+        raise _unsafe(name, f"line {node.lineno} raises something other than ValueError(\"...\")")
+    return exception.args[0]
+
+
+def _check_expressions(name, tree, functions, allow_strings, messages=()):
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt):
             continue
         if not isinstance(node, _EXPRESSIONS):
             raise _unsafe(name, f"line {getattr(node, 'lineno', '?')} holds a {type(node).__name__}")
-        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and not allow_strings:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and not allow_strings \
+                and node not in messages:
             raise _unsafe(name, f"line {node.lineno} holds a string {quoted(node.value)}")
         if isinstance(node, ast.Name) and node.id.startswith("_") and node.id not in functions:
             raise _unsafe(name, f"line {node.lineno} uses the name {quoted(node.id)}")

@@ -582,6 +582,7 @@ class NetworkModule:
         with w.function(name, arguments):
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
+            self.input_checks(w, with_loss)
             if self.model.noisy:
                 if "noise_seed" in arguments:
                     w("if noise_seed >= 0:")
@@ -607,15 +608,27 @@ class NetworkModule:
             self.weight_decay(w, with_gradient)
             w("return loss")
 
+    def input_checks(self, w, with_targets):
+        """Refuse inputs of the wrong shape or with NaN/inf before any work (the caller in Python then says
+        exactly what is wrong): the loops below index without bounds checks."""
+        shapes = [f"batch == 0 or X.shape[1] != {self.model.layers[0].n_in}"]
+        if with_targets:
+            shapes.append(f"Y.shape[0] != batch or Y.shape[1] != {self.model.layers[-1].n_out}")
+        w(f"if {' or '.join(shapes)}:")
+        with w.block():
+            w('raise ValueError("X or Y has the wrong shape")')
+        w("if not (_finite(X) and _finite(Y)):" if with_targets else "if not _finite(X):")
+        with w.block():
+            w('raise ValueError("X or Y holds NaN or infinity")')
+
     def _noise_argument(self):
         return ["noise_seed"] if self.model.noisy else []
 
     def _step_tail(self):
-        """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: work buffers, optimizer state,
-        hyper-parameters (the order of :meth:`CompiledNetwork.step_arguments`)."""
-        optimizer = self.optimizer
-        buffers = ["gradient"] + (["lookahead"] if optimizer.lookahead is not None else [])
-        return [*buffers, *optimizer.state_names(), *(h.name for h in optimizer.hyperparameters)]
+        """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: ``work`` (the arrays of
+        :meth:`~symnet.train.optim.Optimizer.buffer_names`, one after another) and ``scalars`` (float64: t, then the
+        hyper-parameters), as :class:`~symnet.network.CompiledNetwork` holds them."""
+        return ["work", "scalars"]
 
     def optimizer_step(self, w):
         optimizer = self.optimizer
@@ -630,7 +643,15 @@ class NetworkModule:
         arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
         seed = "".join(", " + name for name in self._noise_argument())
         with w.function("train_step", arguments):
-            w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated."""')
+            w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated.')
+            w(f"work holds {', '.join(optimizer.buffer_names())} (each as long as theta); scalars holds "
+              f'{", ".join(optimizer.scalar_names())}."""')
+            w("length = theta.shape[0]")
+            for number, buffer in enumerate(optimizer.buffer_names()):
+                w(f"{buffer} = work[{number} * length:{number + 1} * length]")
+            for number, scalar in enumerate(optimizer.scalar_names()[1:], start=1):
+                w(f"{scalar} = scalars[{number}]" if self.dtype == "float64" else
+                  f"{scalar} = np.{self.dtype}(scalars[{number}])")
             if optimizer.lookahead is None:
                 w(f"loss = loss_and_gradient(theta, X, Y{seed}, gradient)")
             else:
@@ -640,8 +661,8 @@ class NetworkModule:
                     w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
                 w(f"loss = loss_and_gradient(lookahead, X, Y{seed}, gradient)")
             if optimizer.counts_steps:
-                w(f"{opt.STEP}[0] += 1.0")
-                w(f"t = {opt.STEP}[0]")
+                w("scalars[0] += 1.0")
+                w("t = scalars[0]")
             for expr, symbol in hoisted.items():
                 w(f"{symbol} = {printer.doprint(expr)}")
             w(f"# {name}: " + "; ".join(f"{target} ← {expr}" for target, expr in optimizer.rule()))

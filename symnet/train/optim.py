@@ -60,12 +60,16 @@ class Optimizer:
         values = ", ".join(f"{h.name}={getattr(self, h.name)!r}" for h in self.hyperparameters)
         return f"{type(self).__name__}({values})"
 
-    @property
-    def state_and_theta(self):
-        return (theta, *self.state)
+    def __setattr__(self, name, value):
+        # a compiled network copies the hyper-parameters into its step's scalars; the version tells it to copy
+        # again after an assignment such as ``optimizer.lr = 0.001`` (a learning-rate schedule)
+        object.__setattr__(self, name, value)
+        if any(h.name == name for h in self.hyperparameters):
+            object.__setattr__(self, "version", getattr(self, "version", 0) + 1)
 
     @property
     def counts_steps(self):
+        """True when the rule uses the step count t (Adam's bias correction)."""
         return any(value.has(t) for _, value in self.rule())
 
     def rule(self):
@@ -75,15 +79,18 @@ class Optimizer:
         """Hyper-parameter values in the order of :attr:`hyperparameters`."""
         return [getattr(self, h.name) for h in self.hyperparameters]
 
-    def init_state(self, size, dtype):
-        """Fresh state: zeroed arrays shaped like θ, and ``step`` = [0] if the rule uses t."""
-        state = {symbol.name: np.zeros(size, dtype=dtype) for symbol in self.state}
-        if self.counts_steps:
-            state[STEP] = np.zeros(1, dtype=np.float64)
-        return state
+    def buffer_names(self):
+        """The arrays held in the generated step's ``work`` argument, in order, each as long as θ: the gradient,
+        the look-ahead point (Nesterov-type optimizers), then the state arrays."""
+        return ["gradient", *(["lookahead"] if self.lookahead is not None else []), *(s.name for s in self.state)]
+
+    def scalar_names(self):
+        """The generated step's ``scalars`` argument (float64), in order: the step count t, then the
+        hyper-parameters."""
+        return [STEP, *(h.name for h in self.hyperparameters)]
 
     def state_names(self):
-        """Names of the state arrays in the order the generated step takes them."""
+        """Names of the state a checkpoint keeps: the state arrays, and ``step`` (t) if the rule uses it."""
         return [symbol.name for symbol in self.state] + ([STEP] if self.counts_steps else [])
 
     def definition(self):
