@@ -294,6 +294,9 @@ def _bench(args):
     names = None
     if args.configs is not None:
         names = [name.strip() for name in args.configs.split(",") if name.strip()]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise SymnetError(f"--configs names {quoted(twice[0])} twice; give each config once")
         if not names:
             raise SymnetError(f"--configs {quoted(args.configs)} names no config; expected comma-separated names "
                               f"from {', '.join(bench.CONFIGS)} (or leave --configs out for all)")
@@ -389,13 +392,16 @@ def _derive(args):
 
 
 def _swell(args):
-    from symnet.expression import as_expression, as_symbols, logistic_map_swell, swell_row
+    from symnet.expression import LOGISTIC_MAP_MAX, as_expression, as_symbols, logistic_map_swell, swell_row
 
     if sum(x is not None for x in (args.logistic_map, args.expression, args.network)) != 1:
         raise SymnetError("give one of: an EXPRESSION with --wrt, --logistic-map N, --network MODEL")
     if args.network is not None:
         rows = [_network_swell(args.network, args.samples)]
     elif args.logistic_map is not None:
+        if not 1 <= args.logistic_map <= LOGISTIC_MAP_MAX:
+            raise SymnetError(f"--logistic-map takes N from 1 to {LOGISTIC_MAP_MAX} (each level takes about 4 times "
+                              f"as long: 11 takes seconds, 12 about a minute), got {args.logistic_map}")
         rows = logistic_map_swell(args.logistic_map)
     else:
         if not args.wrt:

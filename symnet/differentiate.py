@@ -22,6 +22,7 @@ Two ways to get ∂f/∂v_i of a scalar SymPy expression f:
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symnet.declare.parse import as_expression
 from symnet.errors import DifferentiationError, ExpressionError
@@ -138,7 +139,7 @@ class _ProgramBuilder:
             return self.node_of[expr]
         if isinstance(expr, sp.Piecewise):
             # conditions are piecewise constant: kept as written, never differentiated
-            args = [sp.ExprCondPair(self.add(value), cond) for value, cond in expr.args]
+            args = [ExprCondPair(self.add(value), cond) for value, cond in expr.args]
         elif isinstance(expr, sp.Add):
             # a term c*y (number times one factor) stays inside the sum: its
             # partial derivative is c, and count_ops counts it with the sum

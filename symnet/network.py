@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from symnet.declare import losses
-from symnet.declare.layers import Dense, Layer, SizedByPredecessor
+from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
@@ -27,7 +27,6 @@ from symnet.simplify import derivative_from_output, stable
 from symnet.train.optim import STEP, Optimizer
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
-INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 
 
 def check_seed(seed, name="seed"):
@@ -222,7 +221,11 @@ class Sequential:
                 layer.activation.check_trainable()
         if not isinstance(parallel, bool):
             raise ConfigurationError(f"parallel must be True or False, got {parallel!r}")
-        return CompiledNetwork(self, optimizer, check_dtype(dtype), directory, parallel)
+        try:
+            return CompiledNetwork(self, optimizer, check_dtype(dtype), directory, parallel)
+        except MemoryError:
+            raise ConfigurationError(f"{self.describe()} has {self.parameter_count:,} parameters; their arrays do "
+                                     "not fit in this machine's memory") from None
 
 
 class CompiledNetwork:
@@ -275,7 +278,10 @@ class CompiledNetwork:
         Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in.
         """
         rng = np.random.default_rng(check_seed(seed))
-        flat = np.zeros(self.size, dtype=self.dtype)
+        try:
+            flat = np.zeros(self.size, dtype=self.dtype)
+        except MemoryError:
+            raise ConfigurationError(f"{self.size:,} parameters do not fit in this machine's memory") from None
         params = Parameters(flat, self.layout)
         for number, layer in enumerate(self.model.layers, start=1):
             chosen = scheme or layer.init or _default_scheme(layer.activation.name)
@@ -318,9 +324,19 @@ class CompiledNetwork:
         return X.__class__ is np.ndarray and X.dtype is dtype and X.ndim == 2 and X.flags.c_contiguous and (
             Y is None or Y.__class__ is np.ndarray and Y.dtype is dtype and Y.ndim == 2 and Y.flags.c_contiguous)
 
+    def _as_array(self, values, name):
+        """``values`` as a C-contiguous array of the network's dtype, or a clear error (text, complex numbers)."""
+        if np.iscomplexobj(values):
+            raise ShapeError(f"{name} holds complex numbers; the network computes in real {self.dtype}")
+        try:
+            return np.ascontiguousarray(values, dtype=self.dtype)
+        except (TypeError, ValueError) as error:
+            raise ShapeError(f"{name} must be an array of numbers ({type(values).__name__} given: "
+                             f"{quoted(str(error))})") from None
+
     def _inputs(self, X, Y=None):
         first, last = self.model.layers[0], self.model.layers[-1]
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        X = self._as_array(X, "X")
         if X.ndim != 2 or X.shape[1] != first.n_in:
             raise ShapeError(f"layer 1 {first!r} got input with shape {X.shape}; X must have shape (batch, {first.n_in})")
         if X.shape[0] == 0:
@@ -330,7 +346,7 @@ class CompiledNetwork:
             raise NonFiniteError(f"X contains NaN or infinity (first in row {row})")
         if Y is None:
             return X
-        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        Y = self._as_array(Y, "Y")
         if Y.ndim == 1 and last.n_out == 1:
             Y = Y.reshape(-1, 1)
         if Y.shape != (X.shape[0], last.n_out):
@@ -354,13 +370,12 @@ class CompiledNetwork:
 
     def noise(self, noise_seed):
         """The generated functions' noise argument: ``[]`` without Dropout; else ``[seed]``, −1 (no dropout) for None."""
+        if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
+                                       or not 0 <= noise_seed < 2**31):
+            raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
         if not self._noisy:
             return []
-        if noise_seed is None:
-            return [-1]
-        if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) or not 0 <= noise_seed < 2**31:
-            raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
-        return [int(noise_seed)]
+        return [-1] if noise_seed is None else [int(noise_seed)]
 
     def loss(self, params, X, Y, noise_seed=None):
         """Mean loss over the batch (with the weight-decay term); with ``noise_seed``, dropout masks drawn from it."""
@@ -368,7 +383,7 @@ class CompiledNetwork:
         if not self._as_given(X, Y):
             X, Y = self._inputs(X, Y)
         try:
-            if self._noisy:
+            if self._noisy or noise_seed is not None:
                 return self.module.loss_value(packed.flat, X, Y, *self.noise(noise_seed))
             return self.module.loss_value(packed.flat, X, Y)
         except ValueError:
@@ -382,7 +397,7 @@ class CompiledNetwork:
             X, Y = self._inputs(X, Y)
         gradient = np.empty(self.size, dtype=self.dtype)   # every entry is written
         try:
-            if self._noisy:
+            if self._noisy or noise_seed is not None:
                 loss = self.module.loss_and_gradient(packed.flat, X, Y, *self.noise(noise_seed), gradient)
             else:
                 loss = self.module.loss_and_gradient(packed.flat, X, Y, gradient)
@@ -405,7 +420,7 @@ class CompiledNetwork:
         if self._synced != self.optimizer.version:
             self.step_arguments()
         try:
-            if self._noisy:
+            if self._noisy or noise_seed is not None:
                 if noise_seed is None:
                     noise_seed = int(self._noise_seeds.integers(2**31))
                 loss = self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), self._work, self._scalars)

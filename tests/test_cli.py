@@ -46,8 +46,8 @@ def test_swell_of_a_user_expression(capsys):
     (["derive", "x*y", "--wrt", "x", "--at", "x=1"], "no value for y"),
     (["derive", "x**2"], "required: --wrt"),
     (["swell"], "give one of: an EXPRESSION"),
-    (["swell", "--logistic-map", "0"], "from 1 to 12"),
-    (["swell", "--logistic-map", "13"], "from 1 to 12"),
+    (["swell", "--logistic-map", "0"], "from 1 to 11"),
+    (["swell", "--logistic-map", "12"], "from 1 to 11"),
     (["nonsense"], "invalid choice"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):

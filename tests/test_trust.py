@@ -81,12 +81,13 @@ def test_a_recorded_module_loads_without_generating_its_text_again(tmp_path, fre
 
 def test_an_unrecorded_module_is_checked_by_generating_it_again(tmp_path, fresh_process, monkeypatch):
     derivation = sn.derive("x*tanh(x)", "x")
-    path = derivation.compile(directory=tmp_path).path
+    path = derivation.compile(directory=tmp_path / "generated").path
     monkeypatch.setenv(modules.RECORD_VARIABLE, str(tmp_path / "another record"))   # another user, say
     modules._loaded.clear()
     calls = []
     digest = path.stem.split("_")[1]
-    module, _, written = modules.load("expression", digest, lambda: calls.append(1) or path.read_text(), tmp_path)
+    module, _, written = modules.load("expression", digest, lambda: calls.append(1) or path.read_text(),
+                                      tmp_path / "generated")
     assert calls == [1] and not written and (tmp_path / "another record" / f"{path.name}.sha256").is_file()
 
 
@@ -104,6 +105,17 @@ def test_an_unrecorded_module_is_checked_by_generating_it_again(tmp_path, fresh_
     "@numba.njit()\ndef f(x):\n    return (lambda y: y)(x)\n",
     '"""doc"""\n"""a second string"""\n',
     "class A:\n    pass\n",
+    # found by an adversarial pass: module attributes, decorator options, annotations, attribute stores
+    "x = numba.core.config.os.system(np.array([116], dtype=np.uint8).tobytes().decode())\n",
+    "@numba.njit(cache=numba.core.config.os.system(1))\ndef f(x):\n    return x\n",
+    "@numba.njit()\ndef f(x):\n    return np.load(x, allow_pickle=True)\n",
+    "np.exp = np.log\n",
+    "@numba.njit()\ndef f(x):\n    np.exp = np.log\n    return x\n",
+    "@numba.njit()\ndef f(x: np.save(1, 2)):\n    return x\n",
+    "@numba.njit()\ndef f(x) -> np.save(1, 2):\n    return x\n",
+    "@numba.njit()\ndef f(x):\n    return x.tobytes()\n",
+    "@numba.njit()\ndef f(x):\n    raise OSError('x')\n",
+    "x = np.zeros(10)\n",
 ])
 def test_check_source_refuses_what_symnet_does_not_generate(source):
     with pytest.raises(ConfigurationError, match="refusing generated module"):
@@ -147,7 +159,7 @@ def test_activation_names_are_one_printable_line(name):
 
 def test_trainable_parameter_names_must_be_identifiers():
     t, evil = sn.activations.t, sp.Symbol("g); import os #", real=True)
-    with pytest.raises(ConfigurationError, match="not one"):
+    with pytest.raises(ConfigurationError, match="would clash in generated code"):
         sn.Activation("a", evil * t, parameters={evil: sn.activations.trainable(1.0)})
 
 
@@ -229,9 +241,13 @@ def test_the_simplifier_skips_huge_coefficients_and_keeps_to_its_time_budget(mon
     assert time.perf_counter() - began < 30     # a guard against a hang, not a speed target
 
 
-def test_the_logistic_map_table_is_capped():
-    with pytest.raises(ExpressionError, match=f"from 1 to {LOGISTIC_MAP_MAX}"):
-        logistic_map_swell(LOGISTIC_MAP_MAX + 1)
+def test_the_logistic_map_table_is_capped_on_the_command_line(capsys):
+    from symnet.cli import main
+
+    assert main(["swell", "--logistic-map", str(LOGISTIC_MAP_MAX + 1)]) == 2
+    assert f"from 1 to {LOGISTIC_MAP_MAX}" in capsys.readouterr().err
+    with pytest.raises(ExpressionError, match="n ≥ 1"):
+        logistic_map_swell(0)
 
 
 @pytest.mark.parametrize("text, point", [("log(x)", {"x": -1}), ("sqrt(x)", {"x": 0}), ("1/x", {"x": 0}),
@@ -277,3 +293,96 @@ def test_generated_files_follow_the_umask_and_stale_temporaries_are_removed(tmp_
         os.umask(mask)
     assert (tmp_path / "module.py").stat().st_mode & 0o777 == 0o640
     assert not stale.exists() and fresh.exists()
+
+
+def test_the_record_folder_may_not_lie_inside_the_generated_folder(tmp_path, fresh_process, monkeypatch):
+    monkeypatch.setenv(modules.RECORD_VARIABLE, str(tmp_path / "records"))
+    with pytest.raises(ConfigurationError, match="inside the generated folder"):
+        sn.derive("x*y", "x").compile(directory=tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+def test_a_module_that_is_no_regular_file_is_replaced_without_reading_it(tmp_path, fresh_process, kind):
+    derivation = sn.derive("x*y", "x")
+    path = derivation.compile(directory=tmp_path).path
+    original = path.read_text()
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)           # reading it would block for ever
+    else:
+        (tmp_path / "payload.py").write_text(PLANTED.format(marker=str(tmp_path / "ran")))
+        path.symlink_to(tmp_path / "payload.py")
+    modules._loaded.clear()
+    with pytest.warns(SymnetWarning):
+        derivation.compile(directory=tmp_path)
+    assert path.is_file() and not path.is_symlink() and path.read_text() == original
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("name", ["value", "inputs", "gradient", "range", "max", "n", "i", "np"])
+def test_symbols_named_like_the_generated_codes_own_names_work(tmp_path, name):
+    other, x = sp.Symbol(name, real=True), sp.Symbol("x", real=True)
+    compiled = sn.derive(other * x**2, [x, other]).compile(directory=tmp_path)
+    value, gradient = compiled(**{name: 3.0, "x": 2.0})
+    assert value == 12.0 and list(gradient) == [12.0, 4.0]
+
+
+def test_dummy_symbols_and_piecewise_compile(tmp_path):
+    x, y = sp.Dummy("x"), sp.Symbol("y", real=True)
+    value, gradient = sn.derive(x**2 * y, [x, y]).compile(directory=tmp_path)(**{x.name: 2.0, "y": 3.0})
+    assert value == 12.0 and list(gradient) == [12.0, 4.0]
+    leaky = sn.activations.get("leaky_relu")
+    assert sn.derive(leaky.expr, leaky.variable).gradient_at({"t": -2.0}) == {"t": 0.01}
+
+
+@pytest.mark.parametrize("expr, wrt, fragment", [
+    ("tanh(x, x)", "x", "exactly one argument"),
+    ("log(x, x, x)", "x", "exactly one argument"),
+    ("sqrt(x, x)", "x", "exactly one argument"),
+    ("Heaviside(x, 1)", "x", "exactly one argument"),
+    (sp.gamma(sp.Symbol("x", real=True)), "x", "cannot differentiate or print gamma"),
+    (sp.Integral(sp.Symbol("x", real=True), sp.Symbol("x", real=True)), "x", "Integral"),
+    ("x**2", 5, "wrt must be"),
+    ("x**2", None, "wrt must be"),
+    (sp.Symbol("x", real=True) * sp.Symbol("x"), [sp.Symbol("x", real=True)], "two different symbols named 'x'"),
+])
+def test_derive_refuses_what_it_cannot_do_in_one_line(expr, wrt, fragment):
+    with pytest.raises(ExpressionError, match=fragment):
+        sn.derive(expr, wrt)
+
+
+def test_activation_parameters_are_checked():
+    t, g = sn.activations.t, sp.Symbol("g", real=True)
+    assert sn.Activation("a", g * t, parameters={"g": np.float64(2.0)}).expr == 2 * t
+    for parameters, fragment in (({"g": 10**400}, "beyond float64"), (5, "must map symbols"),
+                                 ({t: sn.activations.trainable(1.0)}, "is its input")):
+        with pytest.raises(sn.SymnetError, match=fragment):
+            sn.Activation("a", g * t, parameters=parameters)
+    for name in ("a", "z", "W", "delta", "gamma1", "grad_x"):
+        clash = sp.Symbol(name, real=True)
+        with pytest.raises(ConfigurationError, match="would clash in generated code"):
+            sn.Activation("a", clash * t, parameters={clash: sn.activations.trainable(1.0)})
+
+
+def test_network_inputs_and_arguments_get_symnet_errors(tmp_path):
+    model, net = tiny_network(tmp_path)
+    params, X, Y = net.init(seed=0), np.ones((4, 2)), np.ones((4, 1))
+    for bad_X, fragment in (([["a", "b"]], "array of numbers"), (np.ones((4, 2)) * 1j, "complex"),
+                            ({"a": 1}, "array of numbers")):
+        with pytest.raises(sn.ShapeError, match=fragment):
+            net.predict(params, bad_X)
+    with pytest.raises(sn.ShapeError, match="mapping"):
+        net.loss(None, X, Y)
+    with pytest.raises(ConfigurationError, match="noise_seed"):
+        net.loss(params, X, Y, noise_seed="x")
+    with pytest.raises(ConfigurationError, match="directory must be a path"):
+        model.compile(directory=5)
+    with pytest.raises(ConfigurationError, match="unknown initialisation"):
+        sn.Dense(2, 1, init="bogus")
+
+
+def test_bench_refuses_a_config_named_twice(capsys):
+    from symnet.cli import main
+
+    assert main(["bench", "--configs", "xor,xor"]) == 2
+    assert "names 'xor' twice" in capsys.readouterr().err

@@ -220,6 +220,23 @@ def test_non_finite_parameters_or_state_are_refused(tmp_path, member, name, bad)
     assert np.array_equal(params.flat, before)
 
 
+@pytest.mark.parametrize("member, value, fragment", [
+    ("state/step", np.array([1.5]), "step count"),
+    ("state/step", np.array([-3.0]), "step count"),
+    ("param/W1", None, "symnet saves floats"),
+    ("param/zzz", np.zeros(3), "does not have: zzz"),
+])
+def test_a_checkpoint_with_an_impossible_step_count_or_foreign_parameters_is_refused(tmp_path, member, value,
+                                                                                     fragment):
+    good = trained_checkpoint(tmp_path / "good.npz")
+    if value is None:
+        value = members(good)[member].astype(np.int64)
+    path = rewritten(good, tmp_path / "bad.npz", {member: value})
+    net = tiny_net()
+    with pytest.raises(sn.SymnetError, match=fragment):
+        sn.fit(net, net.init(seed=0), X, Y, epochs=4, batch_size=4, seed=3, resume=path, verbose=False)
+
+
 # --- 12: resuming with other settings ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, named", [

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import math
+from collections.abc import Mapping
 
 import sympy as sp
 
@@ -20,6 +21,12 @@ from symnet.errors import ConfigurationError, DifferentiationError, ExpressionEr
 
 t = symbol("t")
 """The input symbol of the catalogue's activations."""
+GENERATED_NAMES = frozenset({"W", "b", "a", "z", "c", "dz", "delta", "term", "piece", "mask", "sum", "fprime",
+                             "theta", "gradient", "lookahead", "work", "scalars", "row", "rows", "X", "Y", "k", "n",
+                             "i", "j", "m", "p", "q", "r", "s", "v", "x", "y", "e", "g", "P", "Q", "total", "batch",
+                             "loss", "weight", "upstream", "size", "low", "order", "source", "length", "step"})
+"""Names the network generator gives its own arrays and variables (a trainable parameter γ of layer l is held in
+arrays ``γl`` and ``grad_γl``, which must not be one of them)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,9 @@ class Activation:
         if not isinstance(self.variable, sp.Symbol):
             raise ConfigurationError(f"activation {quoted(self.name)}: its variable must be a SymPy Symbol, "
                                      f"got {type(self.variable).__name__}")
+        if not isinstance(self.parameters, (Mapping, tuple, list)):
+            raise ConfigurationError(f"activation {quoted(self.name)}: parameters must map symbols or names to "
+                                     f"numbers or trainable(initial), got {quoted(self.parameters)}")
         given = dict(self.parameters)
         for key in list(given):
             if isinstance(key, str):
@@ -70,9 +80,15 @@ class Activation:
             if not (isinstance(v, Trainable) or isinstance(v, (int, float)) and not isinstance(v, bool)):
                 raise ConfigurationError(f"activation {quoted(self.name)}: parameter {quoted(s.name)} must be a "
                                          f"number or sn.activations.trainable(initial), got {quoted(v)}")
-            if isinstance(v, Trainable) and not (s.name.isascii() and is_name(s.name)):
-                raise ConfigurationError(f"activation {quoted(self.name)}: a trainable parameter's name becomes an "
-                                         f"array name in generated code; {quoted(s.name)} is not one (ASCII letters, digits, _)")
+            if s == self.variable:
+                raise ConfigurationError(f"activation {quoted(self.name)}: {quoted(s.name)} is its input, not a "
+                                         "parameter")
+            if isinstance(v, Trainable) and not (s.name.isascii() and is_name(s.name) and not s.name[-1].isdigit()
+                                                 and s.name not in GENERATED_NAMES and not s.name.startswith("grad_")):
+                raise ConfigurationError(f"activation {quoted(self.name)}: a trainable parameter named {quoted(s.name)} "
+                                         "would clash in generated code (its arrays are <name><layer> and "
+                                         "grad_<name><layer>); use ASCII letters, digits and _ not ending in a digit, "
+                                         f"and none of {', '.join(sorted(GENERATED_NAMES))}")
         fixed = {s: exact_number(v) for s, v in given.items() if not isinstance(v, Trainable)}
         learned = tuple(sorted(((s, v) for s, v in given.items() if isinstance(v, Trainable)),
                                key=lambda item: item[0].name))

@@ -17,7 +17,9 @@ from functools import lru_cache
 import sympy as sp
 
 from symnet.declare import activations
-from symnet.errors import ConfigurationError, DifferentiationError
+from symnet.errors import ConfigurationError, DifferentiationError, quoted
+
+INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 from symnet.indexed import contract, index
 
 n, i, j, k, p, q, r = (index(name) for name in "nijkpqr")
@@ -59,6 +61,9 @@ class Layer:
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
         self.n_out = _positive_int(n_out, "n_out", type(self).__name__)
         self.activation = activations.get(activation)
+        if init is not None and init not in INITIALISERS:
+            raise ConfigurationError(f"{type(self).__name__}: unknown initialisation {quoted(init)}; known: "
+                                     f"{', '.join(INITIALISERS)} (or None for the activation's default)")
         self.init = init
         reads_unit = any(e.base == a and len(e.indices) == 2 and e.indices[1] == i
                          for e in self.forward_map.atoms(sp.Indexed))

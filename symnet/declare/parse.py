@@ -11,9 +11,12 @@ becomes a real SymPy symbol.
 import ast
 import keyword
 import math
+import numbers
 import unicodedata
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
+from sympy.core.function import Application
 
 from symnet.errors import ExpressionError, quoted
 
@@ -28,6 +31,10 @@ FUNCTIONS = {
     "Heaviside": sp.Heaviside,
 }
 CONSTANTS = {"pi": sp.pi, "E": sp.E}
+SUPPORTED = tuple({f for f in FUNCTIONS.values() if isinstance(f, type)} | {sp.Piecewise, sp.DiracDelta, log1p})
+VARIADIC = {"max", "Max", "min", "Min"}
+"""Functions of any number of arguments; every other function takes exactly one (Heaviside too: H(0) is symnet's
+0, so there is no second argument to give)."""
 
 MAX_LENGTH = 20_000
 
@@ -154,8 +161,11 @@ def _convert(node, text, build, depth):
         if name not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise ExpressionError(f"unknown function {quoted(name)}; known functions: {known}")
-        if node.keywords or not node.args:
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
             raise ExpressionError(f"{name}() takes positional expression arguments only")
+        if not (len(node.args) >= 1 if name in VARIADIC else len(node.args) == 1):
+            wanted = "one or more arguments" if name in VARIADIC else "exactly one argument"
+            raise ExpressionError(f"{name}() takes {wanted}, got {len(node.args)} in {quoted(text)}")
         return build["call"](FUNCTIONS[name], [_convert(arg, text, build, depth + 1) for arg in node.args])
     snippet = ast.get_source_segment(text.strip(), node) or type(node).__name__
     raise ExpressionError(
@@ -182,14 +192,18 @@ def _short(number):
 
 def exact_number(value, text=None):
     """The exact SymPy number of a finite int or float: ``0.1`` becomes 1/10 (the literal's decimal value)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ExpressionError(f"expected a number, got {type(value).__name__}")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            where = f" in {quoted(text)}" if text is not None else ""
-            raise ExpressionError(f"the number {value!r}{where} is not finite in float64 (|x| ≤ 1.8e308)")
-        return sp.Rational(repr(value))
-    return sp.Integer(value)
+    where = f" in {quoted(text)}" if text is not None else ""
+    if isinstance(value, numbers.Integral):
+        if abs(int(value)) > FLOAT64_MAX:
+            raise ExpressionError(f"the number {quoted(_short(sp.Integer(value)))}{where} is beyond float64's range "
+                                  "(|x| ≤ 1.8e308)")
+        return sp.Integer(int(value))
+    value = float(value)
+    if not math.isfinite(value):
+        raise ExpressionError(f"the number {value!r}{where} is not finite in float64 (|x| ≤ 1.8e308)")
+    return sp.Rational(repr(value))
 
 
 FLOAT64_MAX = sp.Float(1.7976931348623157e308)
@@ -213,6 +227,19 @@ def check_numbers(expr, text=None):
     return expr
 
 
+def check_functions(expr, text=None):
+    """Return ``expr`` if symnet can differentiate and print every function in it (those of :data:`FUNCTIONS`,
+    ``Piecewise`` and the stable forms' ``log1p``), else raise :class:`ExpressionError` naming the first other."""
+    for part in sp.preorder_traversal(expr):
+        known = isinstance(part, SUPPORTED) or not isinstance(part, (Application, sp.Integral, sp.Sum, sp.Product,
+                                                                     sp.Derivative, sp.Subs, sp.Limit))
+        if not known:
+            raise ExpressionError(f"{quoted(str(part))} in {quoted(text if text is not None else str(expr))}: symnet "
+                                  f"cannot differentiate or print {type(part).__name__}; use "
+                                  f"{', '.join(sorted(FUNCTIONS))}")
+    return expr
+
+
 def as_expression(value):
     """A SymPy expression from expression text (parsed by the whitelist, never ``eval``), a SymPy expression or
     a finite number; every number in it must be finite in float64."""
@@ -221,8 +248,8 @@ def as_expression(value):
     if isinstance(value, sp.Basic):
         if not isinstance(value, sp.Expr):
             raise ExpressionError(f"expected a SymPy expression, got {type(value).__name__}")
-        return check_numbers(value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return check_functions(check_numbers(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return exact_number(value)
     raise ExpressionError(f"expected a SymPy expression or expression text, got {type(value).__name__}")
 

@@ -16,17 +16,21 @@ truncated or planted file) is rewritten with a one-line warning.  Every text
 symnet writes is first checked by :func:`check_source`: only the imports,
 decorated functions and constants symnet emits.
 
-What the generated folder must still be trusted for: Numba's cache files
-(``__pycache__/*.nbi``, ``*.nbc``) beside the modules are pickles that Numba
-loads without a check of their own, so the folder must be writable only by
-users whose code you would run anyway (as with any Python ``__pycache__``).
+What must still be trusted: the record folder (whoever can write a hash
+there vouches for a text, so it must be writable only by you; symnet refuses
+one inside the generated folder), and Numba's cache files
+(``__pycache__/*.nbi``, ``*.nbc``) beside the modules, pickles that Numba
+loads without a check of their own: the generated folder must be writable
+only by users whose code you would run anyway (as with any ``__pycache__``).
 """
 
 import ast
-import builtins
+import errno
 import functools
+import math
 import hashlib
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -59,6 +63,8 @@ _loaded = {}
 
 def generated_dir(directory=None):
     """The folder for generated modules: ``directory``, else ``$SYMNET_GENERATED_DIR``, else ``./generated``."""
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise ConfigurationError(f"directory must be a path, got {type(directory).__name__}")
     chosen = directory or os.environ.get(ENVIRONMENT_VARIABLE) or "generated"
     path = Path(chosen).expanduser().resolve()
     try:
@@ -166,18 +172,16 @@ def load(kind, digest, make_text, directory=None):
     path = module_path(kind, digest, directory)
     if path in _loaded:
         return _loaded[path], path, False
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = None
-    except OSError as error:
-        raise ConfigurationError(f"cannot read the generated module {quoted(str(path))}: "
-                                 f"{error.strerror or error}") from None
+    records = record_dir()
+    if records.resolve() == path.parent or path.parent in records.resolve().parents:
+        raise ConfigurationError(f"the record of generated texts ({quoted(str(records))}) is inside the generated "
+                                 f"folder; set {RECORD_VARIABLE} to a folder only you can write, outside it")
+    data = _read_regular(path)
     written = False
     if data is None or not _is_recorded(path.name, data):
         expected = check_source(make_text(), path.name).encode("utf-8")
         if data != expected:
-            if data is not None:
+            if data is not None or os.path.lexists(path):
                 warnings.warn(f"{path} is not the text symnet generates for its definition (edited, truncated or "
                               "planted); rewrote it", SymnetWarning, stacklevel=3)
             try:
@@ -204,15 +208,33 @@ def load(kind, digest, make_text, directory=None):
     return module, path, written
 
 
+def _read_regular(path):
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device, which could block or point
+    elsewhere), None if it is anything else or missing."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if os.path.islink(path) or error.errno in (errno.ELOOP, errno.ENXIO):
+            return None
+        raise ConfigurationError(f"cannot read {quoted(str(path))}: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return stream.read()
+
+
 def _record_path(name):
     return record_dir() / f"{name}.sha256"
 
 
 def _is_recorded(name, data):
     try:
-        return _record_path(name).read_text(encoding="ascii") == hashlib.sha256(data).hexdigest()
-    except (OSError, UnicodeDecodeError):
+        recorded = _read_regular(_record_path(name))
+    except ConfigurationError:
         return False
+    return recorded is not None and recorded == hashlib.sha256(data).hexdigest().encode("ascii")
 
 
 def _record(name, data):
@@ -228,26 +250,35 @@ def _record(name, data):
 # --- what a generated module may contain --------------------------------------------------------------------
 
 _MODULE_IMPORTS = {("math", None), ("numba", None), ("numpy", "np")}
-_ROOTS = {"np", "math", "numba"}
+_MODULE_ATTRIBUTES = {
+    "np": {"ascontiguousarray", "dot", "empty", "empty_like", "zeros", "float32", "float64", "int64", "isfinite",
+           "random", "random.random", "random.seed"},
+    "math": {name for name in dir(math) if not name.startswith("_")},   # pure functions and constants
+    "numba": {"njit", "prange"},
+}
+"""The attributes of the imported modules that generated code may use (symnet emits no others)."""
+_ARRAY_ATTRIBUTES = {"dtype", "reshape", "shape", "view", "T"}
+_MODULE_LEVEL_CALLS = {"np.float64", "np.float32", "np.int64", "view"}
+_DECORATOR_OPTIONS = {"cache", "error_model", "fastmath", "inline", "parallel"}
 _BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool", "ValueError"}
-_PYTHON_BUILTINS = set(dir(builtins))
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.For, ast.While, ast.If, ast.Return, ast.Break, ast.Continue, ast.Pass,
                ast.Expr, ast.Raise)
-_EXPRESSIONS = (ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Set,
+_EXPRESSIONS = (ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.List,
                 ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call, ast.keyword,
                 ast.operator, ast.unaryop, ast.boolop, ast.cmpop, ast.expr_context)
 
 
 def check_source(text, name="<generated>"):
-    """Return ``text`` if it has only the shape symnet generates, else raise :class:`SymnetError`.
+    """Return ``text`` if it has only the shape symnet generates, else raise :class:`ConfigurationError`.
 
-    Allowed at the top: the docstring, ``import math``, ``import numba``, ``import numpy as np``, constants, and
-    functions decorated ``@numba.njit(...)`` whose bodies use loops, conditions, assignments, arithmetic,
-    ``raise ValueError("...")`` and calls of NumPy/math/Numba functions, of builtins such as ``range`` and of the
-    module's own functions.  No other
-    imports, no names or attributes with leading underscores except the module's own functions, no strings but
-    docstrings and decorator options.  A generator bug that pastes user text into code fails here, before the
-    text is written or run.
+    Allowed at the top: the docstring, ``import math``, ``import numba``, ``import numpy as np``, numeric constants
+    (``np.float64(…).view(np.int64)`` at most), and functions decorated ``@numba.njit(option=constant, …)`` with
+    plain positional arguments and no annotations, whose bodies use loops, conditions, assignments to names and
+    array cells, arithmetic, ``raise ValueError("...")`` and calls of builtins such as ``range``, of the module's
+    own functions and of the few NumPy, math and Numba attributes symnet emits.  No strings but docstrings,
+    decorator options and error messages; no other attribute than an array's ``shape``, ``reshape``, ``view``,
+    ``dtype`` and ``T``.  A generator bug that pastes user text into code fails here, before the text is written
+    or run.
     """
     try:
         tree = ast.parse(text)
@@ -262,7 +293,10 @@ def check_source(text, name="<generated>"):
             if any((alias.name, alias.asname) not in _MODULE_IMPORTS for alias in node.names):
                 raise _unsafe(name, f"it imports {', '.join(alias.name for alias in node.names)}")
         elif isinstance(node, ast.Assign):
-            _check_expressions(name, node, functions, allow_strings=False)
+            _check_expressions(name, node, functions)
+            for call in (part for part in ast.walk(node.value) if isinstance(part, ast.Call)):
+                if _dotted(call.func) not in _MODULE_LEVEL_CALLS and getattr(call.func, "attr", None) != "view":
+                    raise _unsafe(name, f"line {node.lineno} calls {quoted(ast.unparse(call.func))} at module level")
         elif isinstance(node, ast.FunctionDef):
             _check_function(name, node, functions)
         else:
@@ -274,15 +308,27 @@ def _is_docstring(node):
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
+def _dotted(node):
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
 def _check_function(name, function, functions):
     decorators = function.decorator_list
-    if len(decorators) != 1 or not (isinstance(decorators[0], ast.Call) and ast.unparse(decorators[0].func) == "numba.njit"
+    if len(decorators) != 1 or not (isinstance(decorators[0], ast.Call) and _dotted(decorators[0].func) == "numba.njit"
                                     and not decorators[0].args):
         raise _unsafe(name, f"function {function.name} is not decorated @numba.njit(...)")
-    for keyword in decorators[0].keywords:
-        _check_expressions(name, keyword.value, functions, allow_strings=True)
+    for option in decorators[0].keywords:
+        constant = all(isinstance(part, (ast.Constant, ast.Set, ast.Load)) for part in ast.walk(option.value))
+        if option.arg not in _DECORATOR_OPTIONS or not constant:
+            raise _unsafe(name, f"function {function.name} has the decorator option {quoted(ast.unparse(option))}")
     arguments = function.args
-    if arguments.vararg or arguments.kwarg or arguments.kwonlyargs or arguments.defaults or arguments.posonlyargs:
+    if arguments.vararg or arguments.kwarg or arguments.kwonlyargs or arguments.defaults or arguments.posonlyargs \
+            or function.returns or any(argument.annotation for argument in arguments.args):
         raise _unsafe(name, f"function {function.name} has more than plain positional arguments")
     body = function.body[1:] if function.body and _is_docstring(function.body[0]) else function.body
     for statement in body:
@@ -292,7 +338,7 @@ def _check_function(name, function, functions):
                 messages.add(_raised_message(name, node))
             elif isinstance(node, ast.stmt) and not isinstance(node, _STATEMENTS):
                 raise _unsafe(name, f"line {node.lineno} is a {type(node).__name__}")
-        _check_expressions(name, statement, functions, allow_strings=False, messages=messages)
+        _check_expressions(name, statement, functions, messages)
 
 
 def _raised_message(name, node):
@@ -305,28 +351,30 @@ def _raised_message(name, node):
     return exception.args[0]
 
 
-def _check_expressions(name, tree, functions, allow_strings, messages=()):
+def _check_expressions(name, tree, functions, messages=()):
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt):
             continue
+        line = getattr(node, "lineno", "?")
         if not isinstance(node, _EXPRESSIONS):
-            raise _unsafe(name, f"line {getattr(node, 'lineno', '?')} holds a {type(node).__name__}")
-        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and not allow_strings \
-                and node not in messages:
-            raise _unsafe(name, f"line {node.lineno} holds a string {quoted(node.value)}")
-        if isinstance(node, ast.Name) and node.id.startswith("_") and node.id not in functions:
-            raise _unsafe(name, f"line {node.lineno} uses the name {quoted(node.id)}")
-        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            raise _unsafe(name, f"line {node.lineno} uses the attribute {quoted(node.attr)}")
-        if isinstance(node, ast.Call):
-            called = node.func
-            while isinstance(called, ast.Attribute):
-                called = called.value
-            if isinstance(node.func, ast.Name) and node.func.id not in _BUILTIN_CALLS | functions:
-                raise _unsafe(name, f"line {node.lineno} calls {quoted(node.func.id)}")
-            if isinstance(node.func, ast.Attribute) and isinstance(called, ast.Name) \
-                    and called.id in _PYTHON_BUILTINS | functions:
-                raise _unsafe(name, f"line {node.lineno} calls a method of {quoted(called.id)}")
+            raise _unsafe(name, f"line {line} holds a {type(node).__name__}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and node not in messages:
+            raise _unsafe(name, f"line {line} holds a string {quoted(node.value)}")
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            raise _unsafe(name, f"line {line} uses the name {quoted(node.id)}")
+        if isinstance(node, ast.Attribute):
+            if not isinstance(node.ctx, ast.Load):
+                raise _unsafe(name, f"line {line} assigns to the attribute {quoted(ast.unparse(node))}")
+            dotted = _dotted(node)
+            root, _, rest = (dotted or "").partition(".")
+            if root in _MODULE_ATTRIBUTES:
+                if rest not in _MODULE_ATTRIBUTES[root]:
+                    raise _unsafe(name, f"line {line} uses {quoted(dotted)}")
+            elif node.attr not in _ARRAY_ATTRIBUTES:
+                raise _unsafe(name, f"line {line} uses the attribute {quoted(node.attr)}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id not in _BUILTIN_CALLS | functions:
+            raise _unsafe(name, f"line {line} calls {quoted(node.func.id)}")
 
 
 def _unsafe(name, why):

@@ -14,6 +14,7 @@ changed that matter inside a Numba loop:
 nested conditional expressions (both inherited), ``erf`` as ``math.erf``.
 """
 
+import builtins
 import keyword
 import unicodedata
 
@@ -38,6 +39,10 @@ def check_dtype(dtype):
     return name
 
 
+RESERVED_NAMES = frozenset(dir(builtins)) | {"math", "np", "numba", "i", "n", "inputs", "value", "gradient"}
+"""Names a symbol's variable never takes: Python's builtins, the modules and the generated code's own locals."""
+
+
 def python_name(name, taken):
     """A valid, unused ASCII Python identifier for a symbol called ``name`` (``α`` → ``alpha``, ``w"x`` → ``w_x``).
 
@@ -52,7 +57,7 @@ def python_name(name, taken):
     base = "".join(pieces)
     if not base or base[0].isdigit() or base[0] == "_":   # generated names never start with _ (kernels do)
         base = "v_" + base
-    if keyword.iskeyword(base) or base in {"math", "np", "numba", "i", "n"}:
+    if keyword.iskeyword(base) or base in RESERVED_NAMES:
         base += "_"
     candidate, index = base, 1
     while candidate in taken:
@@ -84,6 +89,8 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Symbol(self, expr):
         return self.names.get(expr) or super()._print_Symbol(expr)
+
+    _print_Dummy = _print_Symbol   # SymPy would print a Dummy as "_x_123", bypassing the names given
 
     def _print_Integer(self, expr):
         if abs(expr.p) > EXACT_INTEGER_MAX:   # beyond int64 Numba cannot type it; a float literal keeps the value

@@ -21,6 +21,7 @@ import numpy as np
 from symnet import __version__
 from symnet.errors import ConfigurationError, NonFiniteError, quoted
 from symnet.generate.modules import write_atomic
+from symnet.train.optim import STEP
 
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")   # a zip archive with members, an empty one
 SCALAR_TYPES = (str, int, float, bool, type(None))
@@ -116,11 +117,14 @@ def load(path, model=None, require=()):
     state = {key[len("state/"):]: value for key, value in arrays.items() if key.startswith("state/")}
     for kind, group in (("parameter", params), ("optimizer state", state)):
         for name, value in group.items():
-            if value.dtype.kind not in "fiu":
-                raise unusable(path, f"{kind} {quoted(name)} holds {value.dtype} values; expected numbers")
+            if value.dtype.kind != "f":
+                raise unusable(path, f"{kind} {quoted(name)} holds {value.dtype} values; symnet saves floats")
             if not np.isfinite(value).all():
                 raise NonFiniteError(f"{str(path)!r} is not a usable symnet checkpoint: {kind} {quoted(name)} holds "
                                      "NaN or infinity; training cannot continue from it")
+    step = state.get(STEP)
+    if step is not None and (step.shape != (1,) or step[0] < 0 or step[0] != np.floor(step[0])):
+        raise unusable(path, f"its step count {quoted(step.tolist())} is not one whole number ≥ 0")
     if model is not None and meta.get("definition") != definition_hash(model):
         raise ConfigurationError(
             f"checkpoint {str(path)!r} was saved from a different model "

@@ -230,6 +230,9 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
                 "(symnet train --allow-changes) to go on with the new ones (the change is kept in the history)")
         if changed:
             history.changes.append({"epoch": start + 1, "changed": changed})
+        extra = sorted(set(saved.params) - {name for name, *_ in net.layout})
+        if extra:
+            raise checkpoints.unusable(resume, f"it holds parameters this network does not have: {', '.join(extra)}")
         packed.flat[...] = net.pack(saved.params).flat
         if "optimizer" in changed:                   # another rule: its state starts afresh
             for value in net.optimizer_state.values():

@@ -15,7 +15,6 @@ by 1 − ρ1 and 1 − ρ2).
 
 import math
 
-import numpy as np
 import sympy as sp
 
 from symnet.errors import ConfigurationError
