@@ -22,7 +22,7 @@ def model():
 
 
 def train(net, X, Y, seed, hidden_bias=0.0, steps=STEPS):
-    net.optimizer_state = net.optimizer.init_state(net.size, net.dtype)
+    net.reset_state()
     params = net.init(seed=seed)
     params["b1"][...] = hidden_bias
     sn.fit(net, params, X, Y, epochs=steps, batch_size=len(X), seed=seed, verbose=False)

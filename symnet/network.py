@@ -245,7 +245,7 @@ class CompiledNetwork:
         self.module, self.path, self.written = modules.load(
             "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
             directory)
-        self._np_dtype, self._noisy = np.dtype(dtype), model.noisy
+        self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.noisy, set()
         self.optimizer_state = {}
         if optimizer is not None:
             # one work array and one scalars array, bound once: the generated step takes them as two arguments
@@ -256,8 +256,13 @@ class CompiledNetwork:
             self.optimizer_state = {symbol.name: views[symbol.name] for symbol in optimizer.state}
             if optimizer.counts_steps:
                 self.optimizer_state[STEP] = self._scalars[0:1]
-            self._synced = None
+            self._synced, self._step_tail = None, (self._work, self._scalars)
         self._noise_seeds = np.random.default_rng(0)
+
+    def reset_state(self):
+        """Start the optimizer afresh: its state arrays and the step count to zero (the parameters stay)."""
+        self._work[...] = 0
+        self._scalars[0] = 0
 
     def step_arguments(self):
         """The generated ``train_step``'s (and ``train_epoch``'s) last two arguments, ``(work, scalars)``: the
@@ -317,22 +322,16 @@ class CompiledNetwork:
 
     # --- evaluation ---------------------------------------------------------
 
-    def _as_given(self, X, Y):
-        """True when X and Y can go to the compiled code as they are: 2-D C-contiguous arrays of the network's
-        dtype.  Their shapes and values are checked there, before any work."""
-        dtype = self._np_dtype
-        return X.__class__ is np.ndarray and X.dtype is dtype and X.ndim == 2 and X.flags.c_contiguous and (
-            Y is None or Y.__class__ is np.ndarray and Y.dtype is dtype and Y.ndim == 2 and Y.flags.c_contiguous)
-
     def _as_array(self, values, name):
-        """``values`` as a C-contiguous array of the network's dtype, or a clear error (text, complex numbers)."""
+        """``values`` as a writeable C-contiguous array of the network's dtype, or a clear error (text, complex)."""
         if np.iscomplexobj(values):
             raise ShapeError(f"{name} holds complex numbers; the network computes in real {self.dtype}")
         try:
-            return np.ascontiguousarray(values, dtype=self.dtype)
+            array = np.ascontiguousarray(values, dtype=self.dtype)
         except (TypeError, ValueError) as error:
             raise ShapeError(f"{name} must be an array of numbers ({type(values).__name__} given: "
                              f"{quoted(str(error))})") from None
+        return array if array.flags.writeable else array.copy()   # Numba types read-only arrays apart
 
     def _inputs(self, X, Y=None):
         first, last = self.model.layers[0], self.model.layers[-1]
@@ -357,53 +356,59 @@ class CompiledNetwork:
             raise NonFiniteError(f"Y contains NaN or infinity (first in row {row})")
         return X, Y
 
-    def predict(self, params, X):
-        """The network's output a_L for inputs X (batch, in)."""
-        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
-        if not self._as_given(X, None):
-            X = self._inputs(X)
+    def _call(self, function, theta, inputs, tail):
+        """``function(theta, *inputs, *tail)`` of the generated module, checking X and Y (``inputs``) at no cost
+        when they are right.
+
+        The first call converts them (:meth:`_inputs`), compiles ``function`` for exactly those types and then
+        seals it: from then on Numba's own dispatch refuses any other types (a list, another dtype, a strided
+        view, a 1-D Y) with a TypeError, and only then are they converted here.  Shapes and NaN/inf are checked
+        inside the compiled code, which raises ValueError before any work; :meth:`_inputs` then says what is
+        wrong.  Nothing is checked twice on the fast path.
+        """
+        if function not in self._sealed:
+            inputs = self._inputs(*inputs)
+            inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+            result = function(theta, *inputs, *tail)
+            function.disable_compile()
+            self._sealed.add(function)
+            return result
         try:
-            return self.module.predict(packed.flat, X)
+            return function(theta, *inputs, *tail)
+        except TypeError:             # types the compiled function was not made for: convert, then call
+            converted = self._inputs(*inputs)
+            return function(theta, *(converted if isinstance(converted, tuple) else (converted,)), *tail)
         except ValueError:
-            self._inputs(X)   # says what is wrong with X
+            self._inputs(*inputs)     # raises the precise ShapeError or NonFiniteError
             raise
 
+    def _packed(self, params):
+        return params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+
+    def predict(self, params, X):
+        """The network's output a_L for inputs X (batch, in)."""
+        return self._call(self.module.predict, self._packed(params).flat, (X,), ())
+
     def noise(self, noise_seed):
-        """The generated functions' noise argument: ``[]`` without Dropout; else ``[seed]``, −1 (no dropout) for None."""
+        """The generated functions' noise argument: ``()`` without Dropout; else ``(seed,)``, −1 (no dropout) for
+        None."""
         if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
                                        or not 0 <= noise_seed < 2**31):
             raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
         if not self._noisy:
-            return []
-        return [-1] if noise_seed is None else [int(noise_seed)]
+            return ()
+        return (-1,) if noise_seed is None else (int(noise_seed),)
 
     def loss(self, params, X, Y, noise_seed=None):
         """Mean loss over the batch (with the weight-decay term); with ``noise_seed``, dropout masks drawn from it."""
-        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
-        if not self._as_given(X, Y):
-            X, Y = self._inputs(X, Y)
-        try:
-            if self._noisy or noise_seed is not None:
-                return self.module.loss_value(packed.flat, X, Y, *self.noise(noise_seed))
-            return self.module.loss_value(packed.flat, X, Y)
-        except ValueError:
-            self._inputs(X, Y)   # says what is wrong with X or Y
-            raise
+        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        return self._call(self.module.loss_value, self._packed(params).flat, (X, Y), noise)
 
     def loss_and_grad(self, params, X, Y, noise_seed=None):
         """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`."""
-        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
-        if not self._as_given(X, Y):
-            X, Y = self._inputs(X, Y)
-        gradient = np.empty(self.size, dtype=self.dtype)   # every entry is written
-        try:
-            if self._noisy or noise_seed is not None:
-                loss = self.module.loss_and_gradient(packed.flat, X, Y, *self.noise(noise_seed), gradient)
-            else:
-                loss = self.module.loss_and_gradient(packed.flat, X, Y, gradient)
-        except ValueError:
-            self._inputs(X, Y)
-            raise
+        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        gradient = np.empty(self.size, self._np_dtype)   # every entry is written
+        loss = self._call(self.module.loss_and_gradient, self._packed(params).flat, (X, Y), (*noise, gradient))
         return loss, Parameters(gradient, self.layout)
 
     def step(self, params, X, Y, noise_seed=None):
@@ -414,21 +419,16 @@ class CompiledNetwork:
         if self.optimizer is None:
             raise ConfigurationError("this network was compiled without an optimizer; "
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
-        packed = params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
-        if not self._as_given(X, Y):
-            X, Y = self._inputs(X, Y)
         if self._synced != self.optimizer.version:
             self.step_arguments()
-        try:
-            if self._noisy or noise_seed is not None:
-                if noise_seed is None:
-                    noise_seed = int(self._noise_seeds.integers(2**31))
-                loss = self.module.train_step(packed.flat, X, Y, *self.noise(noise_seed), self._work, self._scalars)
-            else:
-                loss = self.module.train_step(packed.flat, X, Y, self._work, self._scalars)
-        except ValueError:
-            self._inputs(X, Y)
-            raise
+        if noise_seed is None and not self._noisy:
+            tail = self._step_tail
+        else:
+            if noise_seed is None:
+                noise_seed = int(self._noise_seeds.integers(2**31))
+            tail = (*self.noise(noise_seed), self._work, self._scalars)
+        packed = self._packed(params)
+        loss = self._call(self.module.train_step, packed.flat, (X, Y), tail)
         if packed is not params:
             copy_back(packed, params)
         return loss

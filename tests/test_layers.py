@@ -50,10 +50,13 @@ def test_user_defined_layer_gradients_and_training(layer):
 def test_residual_layer_needs_equal_sizes_and_names_must_not_clash():
     with pytest.raises(ConfigurationError, match="n_in = n_out"):
         Residual(3, 4)
-    gamma = sp.Symbol("W", real=True)
+    gamma = sp.Symbol("U", real=True)      # Bilinear's own parameter
     clashing = sn.Activation("scaled", sn.activations.t * gamma, parameters={gamma: sn.activations.trainable(1.0)})
     with pytest.raises(ConfigurationError, match="name of a layer parameter"):
-        sn.Dense(2, 2, clashing)
+        Bilinear(2, 2, clashing)
+    W = sp.Symbol("W", real=True)
+    with pytest.raises(ConfigurationError, match="would clash in generated code"):
+        sn.Activation("scaled", sn.activations.t * W, parameters={W: sn.activations.trainable(1.0)})
 
 
 def test_trainable_activation_parameters_are_initialised_learned_and_reported():

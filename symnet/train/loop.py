@@ -235,8 +235,7 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
             raise checkpoints.unusable(resume, f"it holds parameters this network does not have: {', '.join(extra)}")
         packed.flat[...] = net.pack(saved.params).flat
         if "optimizer" in changed:                   # another rule: its state starts afresh
-            for value in net.optimizer_state.values():
-                value[...] = 0
+            net.reset_state()
         else:
             _load_state(net, saved.optimizer_state, resume)
         history.stopped = None
