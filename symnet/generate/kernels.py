@@ -11,10 +11,15 @@ within 1 ulp of the exact value (tested against mpmath):
   which AVX2 lacks — is needed.  About 0.9 ns per value against 4.3 for libm.
 * :data:`TANH`: a rational approximation near 0 and 1 − 2/(e^{2|x|} + 1)
   elsewhere (libm's tanh is 2 ulp).
+* :data:`EXP32` and :data:`TANH32`, the same in float32 arithmetic only (every
+  constant ``np.float32``, 2^k built from int32 bits), so that LLVM's vectors
+  hold twice as many values; within 1 ulp of float32, which takes a little
+  more care: the rounding error of the reduced argument is carried, and tanh
+  keeps e^{2|x|} + 1 as an unevaluated sum of two floats.
 
-Generated float64 modules include the text of the kernels they call
-(:func:`texts_for`); float32 modules call libm.  :data:`FINITE` is the input
-check every module uses.
+Generated modules include the text of the kernels they call (:func:`texts_for`);
+:func:`kernel_name` is the kernel a module of a dtype calls for exp or tanh.
+:data:`FINITE` is the input check every module uses.
 """
 
 EXP = '''
@@ -64,6 +69,67 @@ def _tanh(x):
 '''
 """Source of ``_tanh`` (which calls ``_exp``) as it appears in generated modules."""
 
+EXP32 = '''
+
+LN2_HIGH32 = np.float32(0.693145751953125)   # ln 2 to 15 bits: k·LN2_HIGH32 is exact for |k| < 2^9
+LN2_LOW32 = np.float32(1.428606765330187e-06)
+INV_LN2_32 = np.float32(1.4426950408889634)
+ROUND32 = np.float32(12582912.0)             # 1.5·2^23: t + ROUND32 rounds t to an integer, held in the low bits
+ROUND32_BITS = np.float32(ROUND32).view(np.int32)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _exp32_parts(c):
+    """k (int) and m with e^c = 2^k·(1 + m) in float32, for |c| < 150 (not NaN): c = k ln 2 + r, |r| ≤ ln 2 / 2, with
+    the rounding error of r carried into m; e^r − 1 by its Taylor polynomial to r^8 (error < 0.01 ulp)."""
+    t = c * INV_LN2_32 + ROUND32
+    k_float = t - ROUND32
+    k = np.float32(t).view(np.int32) - ROUND32_BITS
+    r_high = c - k_float * LN2_HIGH32
+    r = r_high - k_float * LN2_LOW32
+    error = (r_high - r) - k_float * LN2_LOW32
+    q = r * r * (np.float32(1 / 2) + r * (np.float32(1 / 6) + r * (np.float32(1 / 24) + r * (np.float32(1 / 120) + r * (
+        np.float32(1 / 720) + r * (np.float32(1 / 5040) + r * np.float32(1 / 40320)))))))
+    return k, r + (q + error)
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _exp32(y):
+    """e^y in float32 arithmetic (vectorisable; ≤ 1 ulp, subnormal results included): (1 + m)·2^k1·2^k2 from
+    :func:`_exp32_parts`, k1 clamped to the normal exponents.  y is first clamped to [−104, 89], where e^y is already
+    0 or inf in float32; NaN stays NaN."""
+    k, m = _exp32_parts(min(max(y, np.float32(-104.0)), np.float32(89.0)))
+    k1 = min(max(k, -126), 127)
+    scale1 = np.int32((k1 + 127) << 23).view(np.float32)
+    scale2 = np.int32((k - k1 + 127) << 23).view(np.float32)
+    return (np.float32(1.0) + m) * scale1 * scale2 if y == y else y
+'''
+"""Source of ``_exp32_parts`` and ``_exp32``, the float32 exp (the module imports math, numba and numpy as np)."""
+
+TANH32 = '''
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _tanh32(x):
+    """tanh(x) in float32 arithmetic (vectorisable; ≤ 1 ulp):
+    ±tanh(a), a = |x| capped at 10 (tanh = 1 in float32): a < 1: a + a·s·P(s), s = a², P of degree 7 fitted to tanh's
+    relative error (< 0.01 ulp); otherwise 1 − q, q = 2/D to first order in d_low, where D = e^{2a} + 1 = d_high + d_low
+    (an exact sum: 2^k·m is exact, and d_low is the rounding error of d_high)."""
+    a = min(abs(x), np.float32(10.0))
+    k, m = _exp32_parts(np.float32(2.0) * a)
+    scale = np.int32((k + 127) << 23).view(np.float32)
+    d_high = (scale + np.float32(1.0)) + scale * m
+    d_low = ((scale + np.float32(1.0)) - d_high) + scale * m
+    q = np.float32(2.0) / d_high
+    far = np.float32(1.0) - (q - np.float32(0.5) * q * q * d_low)
+    s = a * a
+    P = ((((((np.float32(0.00011620864) * s + np.float32(-0.000821204)) * s + np.float32(0.0030481236)) * s
+             + np.float32(-0.008571074)) * s + np.float32(0.021774355)) * s + np.float32(-0.053950716)) * s
+         + np.float32(0.13333175)) * s + np.float32(-0.33333328)
+    near = a + a * (s * P)
+    return math.copysign(near if a < np.float32(1.0) else far, x)
+'''
+"""Source of ``_tanh32`` (which calls ``_exp32_parts``)."""
+
 FINITE = '''
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -78,8 +144,17 @@ def _finite(values):
 '''
 """Source of ``_finite``, the input check at the start of a generated module's functions."""
 
-KERNELS = {"exp": (EXP, ()), "tanh": (TANH, ("exp",)), "finite": (FINITE, ())}
-"""Function name → (source, names of the kernels that source calls)."""
+KERNELS = {"exp": (EXP, ()), "tanh": (TANH, ("exp",)), "exp32": (EXP32, ()), "tanh32": (TANH32, ("exp32",)),
+           "finite": (FINITE, ())}
+"""Function name → (source, names of the kernels that source calls); ``exp32`` stands for the ``_exp32_parts`` and
+``_exp32`` of its source (a module calling only ``_exp32_parts`` is one that calls ``_tanh32``, which brings it)."""
+FUNCTIONS = ("exp", "tanh")
+"""The SymPy functions that have kernels."""
+
+
+def kernel_name(function, dtype):
+    """The kernel that computes ``function`` (one of :data:`FUNCTIONS`) in modules of ``dtype``."""
+    return function if dtype == "float64" else f"{function}32"
 
 
 def texts_for(text):

@@ -251,14 +251,14 @@ def _record(name, data):
 
 _MODULE_IMPORTS = {("math", None), ("numba", None), ("numpy", "np")}
 _MODULE_ATTRIBUTES = {
-    "np": {"ascontiguousarray", "dot", "empty", "empty_like", "zeros", "float32", "float64", "int64", "isfinite",
-           "random", "random.random", "random.seed"},
+    "np": {"ascontiguousarray", "dot", "empty", "empty_like", "zeros", "float32", "float64", "int32", "int64",
+           "isfinite", "random", "random.random", "random.seed"},
     "math": {name for name in dir(math) if not name.startswith("_")},   # pure functions and constants
     "numba": {"njit", "prange"},
 }
 """The attributes of the imported modules that generated code may use (symnet emits no others)."""
 _ARRAY_ATTRIBUTES = {"dtype", "reshape", "shape", "view", "T"}
-_MODULE_LEVEL_CALLS = {"np.float64", "np.float32", "np.int64", "view"}
+_MODULE_LEVEL_CALLS = {"np.float64", "np.float32", "np.int32", "np.int64", "view"}
 _DECORATOR_OPTIONS = {"cache", "error_model", "fastmath", "inline", "parallel"}
 _BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool", "ValueError"}
 _STATEMENTS = (ast.Assign, ast.AugAssign, ast.For, ast.While, ast.If, ast.Return, ast.Break, ast.Continue, ast.Pass,

@@ -12,8 +12,8 @@ applied to SymPy expressions the earlier stages derived:
 * the loss's sums over classes become loops per sample, keeping a summand the
   gradient uses again (softmax's e^(o_k − m)); the exps of Σ_k e^(…) run in
   one flat loop over batch × classes, which LLVM vectorises;
-* float64 modules evaluate exp and tanh with the kernels of
-  :mod:`~symnet.generate.kernels` in loops of at least 8 elements;
+* exp and tanh are evaluated with the kernels of
+  :mod:`~symnet.generate.kernels` for the module's dtype in loops of at least 8 elements;
 * the optimizer's update rule is one loop over the flat parameter vector.
 """
 
@@ -148,7 +148,7 @@ class NetworkModule:
     def __init__(self, model, optimizer, dtype, digest, parallel):
         self.model, self.optimizer, self.dtype, self.digest = model, optimizer, dtype, digest
         self.parallel = parallel
-        self.kernels = tuple(kernels.KERNELS) if dtype == "float64" else ()
+        self.kernels = kernels.FUNCTIONS
         self.printer = NumbaPrinter(dtype, kernels=self.kernels)
         self.shapes = {"X": ("batch", model.layers[0].n_in), "Y": ("batch", model.layers[-1].n_out)}
         for number, layer in enumerate(model.layers, start=1):
@@ -445,11 +445,12 @@ class NetworkModule:
                 w(f"for {index} in range({low}, {high + 1}):")
                 with w.block():
                     w(f"{buffer}[n, {index}] = {self.p(total.function.args[0])}")
+        exp = kernels.kernel_name("exp", self.dtype)
         for buffer, _ in buffers:
             w(f"{buffer}_flat = {buffer}.reshape(batch * {K})")
             w(f"for q in range(batch * {K}):")
             with w.block():
-                w(f"{buffer}_flat[q] = _exp({buffer}_flat[q])")
+                w(f"{buffer}_flat[q] = _{exp}({buffer}_flat[q])")
 
     def _fprime_factor(self, fprime, number, row, column):
         """Printed f'(z) of layer ``number`` at cell [row, column], or None when f' = 1."""
@@ -578,11 +579,12 @@ class NetworkModule:
 
     # --- functions -------------------------------------------------------------
 
-    def function(self, w, name, arguments, docstring, with_loss, with_gradient):
+    def function(self, w, name, arguments, docstring, with_loss, with_gradient, checked=True):
         with w.function(name, arguments):
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
-            self.input_checks(w, with_loss)
+            if checked:
+                self.input_checks(w, with_loss)
             if self.model.noisy:
                 if "noise_seed" in arguments:
                     w("if noise_seed >= 0:")
@@ -607,6 +609,15 @@ class NetworkModule:
                 self.backward(w)
             self.weight_decay(w, with_gradient)
             w("return loss")
+
+    def checked(self, w, name, arguments):
+        """``name(...)``: :meth:`input_checks`, then ``_name(...)``, the unchecked function that train_epoch calls
+        (``fit`` checks its data once, not every batch again)."""
+        with w.function(name, arguments):
+            w(f'"""_{name} after checking the shapes of X and Y and that they hold no NaN or infinity."""')
+            w("batch = X.shape[0]")
+            self.input_checks(w, True)
+            w(f"return _{name}({', '.join(arguments)})")
 
     def input_checks(self, w, with_targets):
         """Refuse inputs of the wrong shape or with NaN/inf before any work (the caller in Python then says
@@ -642,7 +653,7 @@ class NetworkModule:
         printer = NumbaPrinter(self.dtype, local)
         arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
         seed = "".join(", " + name for name in self._noise_argument())
-        with w.function("train_step", arguments):
+        with w.function("_train_step", arguments):
             w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated.')
             w(f"work holds {', '.join(optimizer.buffer_names())} (each as long as theta); scalars holds "
               f'{", ".join(optimizer.scalar_names())}."""')
@@ -653,13 +664,13 @@ class NetworkModule:
                 w(f"{scalar} = scalars[{number}]" if self.dtype == "float64" else
                   f"{scalar} = np.{self.dtype}(scalars[{number}])")
             if optimizer.lookahead is None:
-                w(f"loss = loss_and_gradient(theta, X, Y{seed}, gradient)")
+                w(f"loss = _loss_and_gradient(theta, X, Y{seed}, gradient)")
             else:
                 w(f"# look-ahead: the gradient is evaluated at {optimizer.lookahead}")
                 with w.loops(("k", "theta.shape[0]")):
                     point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
                     w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
-                w(f"loss = loss_and_gradient(lookahead, X, Y{seed}, gradient)")
+                w(f"loss = _loss_and_gradient(lookahead, X, Y{seed}, gradient)")
             if optimizer.counts_steps:
                 w("scalars[0] += 1.0")
                 w("t = scalars[0]")
@@ -690,11 +701,14 @@ class NetworkModule:
         noise = noise if self.model.noisy else ""
         self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
-        self.function(w, "loss_and_gradient", ["theta", "X", "Y", *self._noise_argument(), "gradient"],
+        gradient_arguments = ["theta", "X", "Y", *self._noise_argument(), "gradient"]
+        self.function(w, "_loss_and_gradient", gradient_arguments,
                       "Mean loss; fills gradient (flat, same layout as theta) by back-propagation." + noise,
-                      with_loss=True, with_gradient=True)
+                      with_loss=True, with_gradient=True, checked=False)
+        self.checked(w, "loss_and_gradient", gradient_arguments)
         if self.optimizer is not None:
             self.optimizer_step(w)
+            self.checked(w, "train_step", ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()])
             self.epoch(w)
         w.lines[kernel_at:kernel_at] = [line for text in kernels.texts_for("\n".join(w.lines))
                                         for line in text.rstrip("\n").split("\n")]
@@ -726,7 +740,7 @@ class NetworkModule:
                 w("if size < batch_size:  # the short last batch")
                 with w.block():
                     w("Xk, Yk = np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])")
-                w(f"loss = train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
+                w(f"loss = _train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
                 w("losses[k] = loss")
                 w("if not np.isfinite(loss):")
                 with w.block():

@@ -21,6 +21,8 @@ import unicodedata
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from symnet.generate.kernels import kernel_name
+
 DTYPES = ("float64", "float32")
 EXACT_INTEGER_MAX = 2**53
 """Larger integers are printed as float literals: Numba types integer literals as int64, and float64 holds
@@ -74,12 +76,13 @@ class NumbaPrinter(PythonCodePrinter):
         self.dtype = check_dtype(dtype)
         self.names = dict(names or {})
         self.kernels = set(kernels)
-        """Functions printed as calls of a module's own kernel (``"tanh"`` → ``_tanh(x)``)."""
+        """Functions printed as calls of a module's own kernel, the one for the dtype (``"tanh"`` → ``_tanh(x)`` in
+        float64, ``_tanh32(x)`` in float32)."""
 
     def _print_kernel_or_libm(self, expr):
         name = type(expr).__name__
         if name in self.kernels:
-            return f"_{name}({self._print(expr.args[0])})"
+            return f"_{kernel_name(name, self.dtype)}({self._print(expr.args[0])})"
         return getattr(super(), f"_print_{name}")(expr)
 
     _print_exp = _print_tanh = _print_kernel_or_libm
