@@ -216,7 +216,9 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     rows = len(X)
     full_batch = batch_size is None or getattr(net.optimizer, "full_batch", False)
     batch_size = rows if full_batch else min(batch_size, rows)
-    settings = training_settings(net, batch_size, seed, validation_split, X, Y)
+    # hashing the data costs a pass over it: only runs that save or resume need the settings
+    settings = training_settings(net, batch_size, seed, validation_split, X, Y) \
+        if checkpoint is not None or saved is not None else None
     if saved is not None:
         history = History.from_dict(saved.metadata.get("history", {}))
         recorded = saved.metadata.get("settings", {})
