@@ -252,7 +252,8 @@ def _record(name, data):
 _MODULE_IMPORTS = {("math", None), ("numba", None), ("numpy", "np")}
 _MODULE_ATTRIBUTES = {
     "np": {"ascontiguousarray", "dot", "empty", "empty_like", "zeros", "float32", "float64", "int32", "int64",
-           "isfinite", "random", "random.random", "random.seed"},
+           "isfinite", "random", "random.random", "random.seed", "lib", "lib.stride_tricks",
+           "lib.stride_tricks.as_strided"},
     "math": {name for name in dir(math) if not name.startswith("_")},   # pure functions and constants
     "numba": {"njit", "prange"},
 }

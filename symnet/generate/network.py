@@ -14,9 +14,13 @@ applied to SymPy expressions the earlier stages derived:
   one flat loop over batch × classes, which LLVM vectorises;
 * exp and tanh are evaluated with the kernels of
   :mod:`~symnet.generate.kernels` for the module's dtype in loops of at least 8 elements;
-* the optimizer's update rule is one loop over the flat parameter vector.
+* the optimizer's update rule is one loop over the flat parameter vector;
+* matrices are views of the flat theta and gradient, and every batch-sized array (z, a, f', δ, the loss's kept
+  terms, masks) is a view into one ``scratch`` array, made once per public call and once per ``train_epoch``,
+  so a training step allocates nothing.
 """
 
+import math
 from contextlib import contextmanager
 
 import sympy as sp
@@ -47,6 +51,11 @@ KERNEL_MIN_EXTENT = 8
 """Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop then never runs,
 and the kernels' scalar code is slower than libm's exp (measured, 64 rows: width 5 sigmoid 2.2 µs with the kernel,
 1.8 with libm; width 10: 1.7 and 3.1)."""
+VIEW = "np.lib.stride_tricks.as_strided"
+"""How a function without BLAS calls sees a flat array as a matrix: a view with the strides written in the code.
+Numba's reshape calls a run-time helper and np.empty allocates, each about 30–60 ns, several per step: xor's step
+in train_epoch went from 0.94 to 0.50 µs when both were replaced (medians in one process, Intel Xeon). Functions
+that call ``np.dot`` use ``reshape``: Numba's dot needs C-ordered arrays, and there the BLAS call dominates."""
 CHEAP_FUNCTIONS = (sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise)
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
 
@@ -81,6 +90,10 @@ class _Writer:
             self.depth += 1
         yield
         self.depth -= len(ranges)
+
+    def insert(self, at, text):
+        """Add one line at position ``at`` (a ``len(lines)`` taken earlier at the current depth)."""
+        self.lines.insert(at, INDENT * self.depth + text)
 
     @contextmanager
     def function(self, name, arguments):
@@ -148,6 +161,10 @@ class NetworkModule:
     def __init__(self, model, optimizer, dtype, digest, parallel):
         self.model, self.optimizer, self.dtype, self.digest = model, optimizer, dtype, digest
         self.parallel = parallel
+        # scratch cells per batch row: of the function being written, and of _loss_and_gradient
+        self.scratch_width = self.gradient_width = 0
+        self.views_pending, self.uses_blas = [], False   # of the function being written
+        self.flat = {}   # {buffer name: its slice of scratch}
         self.kernels = kernels.FUNCTIONS
         self.printer = NumbaPrinter(dtype, kernels=self.kernels)
         self.shapes = {"X": ("batch", model.layers[0].n_in), "Y": ("batch", model.layers[-1].n_out)}
@@ -224,16 +241,55 @@ class NetworkModule:
         shape = self.shapes[target]
         for number, t in enumerate(matmuls):
             left, right = _matmul(t, target_indices)
+            self.uses_blas = True
             if number == 0 and allocate:
-                w(f"{target} = np.dot({left}, {right})")
+                self.buffer(w, target, shape)
+                w(f"np.dot({left}, {right}, {target})")
             elif number == 0:
                 w(f"np.dot({left}, {right}, {target})")
             else:
                 w(f"{target} += np.dot({left}, {right})")
         if others:
             if not matmuls and allocate:
-                w(f"{target} = np.empty(({', '.join(map(str, shape))}), dtype=np.{self.dtype})")
+                self.buffer(w, target, shape)
             self._loops(w, others, target, target_indices, accumulate=bool(matmuls))
+
+    def view(self, w, name, flat, shape):
+        """``name = flat`` (a 1-D slice, C order) seen with ``shape``; the line is printed by :meth:`resolve_views`
+        once the function is written, when it is known whether it calls BLAS."""
+        if len(shape) == 1:
+            w(f"{name} = {flat}")
+            return
+        self.views_pending.append((len(w.lines), w.depth, name, flat, shape))
+        w(f"{name} = ...")
+
+    def resolve_views(self, w):
+        """Print the pending views of one function: ``reshape`` if it calls BLAS, else :data:`VIEW` with the
+        strides the shape gives (its axes after the first are fixed numbers)."""
+        itemsize = 8 if self.dtype == "float64" else 4
+        for at, depth, name, flat, shape in self.views_pending:
+            shape_text = ", ".join(map(str, shape))
+            if self.uses_blas:
+                view = f"{flat}.reshape(({shape_text}))"
+            else:
+                strides = ", ".join(str(itemsize * math.prod(shape[axis + 1:])) for axis in range(len(shape)))
+                view = f"{VIEW}({flat}, ({shape_text}), ({strides}))"
+            w.lines[at] = INDENT * depth + f"{name} = {view}"
+
+    def buffer(self, w, name, shape, zero=False):
+        """``name`` = the next cells of ``scratch``, shaped ``shape`` = (batch, …), zero-filled if ``zero``.
+        Offsets are multiples of ``batch``, so a shorter last batch fits the scratch of a full one."""
+        assert shape[0] == "batch", shape
+        width = math.prod(shape[1:])
+        start, self.scratch_width = self.scratch_width, self.scratch_width + width
+        self.flat[name] = f"scratch[{f'{start} * batch' if start else ''}:{start + width} * batch]"
+        self.view(w, name, self.flat[name], shape)
+        if zero:
+            w(f"{name}[:] = {self.p(sp.Float(0))}")
+
+    def scratch_allocation(self, batch, width):
+        """The line that makes ``scratch`` for ``batch`` rows of buffers ``width`` cells wide."""
+        return f"scratch = np.empty({batch} * {max(width, 1)}, dtype=np.{self.dtype})"
 
     # --- blocks -----------------------------------------------------------------
 
@@ -251,8 +307,7 @@ class NetworkModule:
     def views(self, w, source="theta"):
         for number, _, base, shape, start, stop in self.spans():
             name = f"{base}{number}" if source == "theta" else f"grad_{base}{number}"
-            view = f"{source}[{start}:{stop}]"
-            w(f"{name} = {view}.reshape(({', '.join(map(str, shape))}))" if len(shape) > 1 else f"{name} = {view}")
+            self.view(w, name, f"{source}[{start}:{stop}]", shape)
 
     def forward(self, w, store_fprime):
         for number, layer in enumerate(self.model.layers, start=1):
@@ -277,16 +332,16 @@ class NetworkModule:
             if summed:
                 self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
             else:
-                w(f"z{number} = np.zeros((batch, {layer.n_out}), dtype=np.{self.dtype})")
+                self.buffer(w, f"z{number}", ("batch", layer.n_out), zero=True)
             identity = f.expr == f.variable
             keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
             if keep_z and not identity:
-                w(f"a{number} = np.empty_like(z{number})")
+                self.buffer(w, f"a{number}", ("batch", layer.n_out))
             else:
                 w(f"a{number} = z{number}" + ("" if identity else "   # a = f(z) is written over z (not needed later)"))
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
-                w(f"fprime{number} = np.empty_like(z{number})")
+                self.buffer(w, f"fprime{number}", ("batch", layer.n_out))
             expensive = any(not isinstance(call, CHEAP_FUNCTIONS)
                             for call in self.model.activation_value(number - 1).atoms(sp.Function))
             parallel = self.parallel and expensive and layer.n_out >= PARALLEL_MIN_WIDTH
@@ -305,7 +360,7 @@ class NetworkModule:
         """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
         w(f"# evaluated with the max shift: a{number}[n, i] = exp(z − m) / Σ_j exp(z[n, j] − m), m = max_j z[n, j]")
         w(f"z{number} = {previous}")
-        w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        self.buffer(w, f"a{number}", ("batch", layer.n_out))
         w("for n in range(batch):")
         with w.block():
             w(f"m = z{number}[n, 0]")
@@ -327,7 +382,7 @@ class NetworkModule:
         bias = sum((t.summand for t in elementwise), sp.Integer(0))
         z = f"z{number}"
         w(f"# maxout: a{number}[n, i] = max_k {z}[n, i, k]; piece{number}[n, i] = the first k that attains it")
-        w(f"a{number} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        self.buffer(w, f"a{number}", ("batch", layer.n_out))
         w(f"piece{number} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
         with w.loops(("n", "batch"), ("i", layer.n_out)):
             w(f"best = {z}[n, i, 0] + {self.p(bias.xreplace({L.k: 0}))}")
@@ -364,7 +419,7 @@ class NetworkModule:
             w(f"# evaluated as ({loss.rewrite}): ℓ = {loss.evaluated}")
         if with_gradient:
             w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
-            w(f"delta{last} = np.empty_like(a{last})")
+            self.buffer(w, f"delta{last}", ("batch", K))
             self._zero_activation_gradients(w, last)
         totals = []
         for expr in (value, gradient) if with_gradient else (value,):
@@ -378,7 +433,7 @@ class NetworkModule:
             exp_kernel = isinstance(total.function, sp.exp) and "exp" in self.kernels
             if exp_kernel or (with_gradient and gradient.has(at_j)):
                 kept[total] = (sp.IndexedBase(f"term{len(kept)}", real=True), at_j)
-                w(f"{kept[total][0]} = np.empty((batch, {K}), dtype=np.{self.dtype})")
+                self.buffer(w, str(kept[total][0]), ("batch", K))
                 if exp_kernel:
                     flat_exp.append(total)
         if flat_exp:
@@ -434,7 +489,7 @@ class NetworkModule:
         w("# " + "; ".join(f"{buffer}[n, {total.limits[0][0]}] = {total.function}" for buffer, total in buffers)
           + " for the whole batch: arguments row by row, then exp in one loop over batch × classes (vectorised)")
         if uses_row_max:
-            w(f"row_max = np.empty(batch, dtype=np.{self.dtype})")
+            self.buffer(w, "row_max", ("batch",))
         w("for n in range(batch):")
         with w.block():
             if uses_row_max:
@@ -447,7 +502,7 @@ class NetworkModule:
                     w(f"{buffer}[n, {index}] = {self.p(total.function.args[0])}")
         exp = kernels.kernel_name("exp", self.dtype)
         for buffer, _ in buffers:
-            w(f"{buffer}_flat = {buffer}.reshape(batch * {K})")
+            w(f"{buffer}_flat = {self.flat[str(buffer)]}")
             w(f"for q in range(batch * {K}):")
             with w.block():
                 w(f"{buffer}_flat[q] = _{exp}({buffer}_flat[q])")
@@ -480,7 +535,7 @@ class NetworkModule:
         keep = self.p(exact_number(1 - layer.p))
         w(f"# inverted dropout, p = {layer.p}: in training {mask}[n, i] = 1/(1 − p) with probability 1 − p, else 0; "
           f"outside training {mask} = 1")
-        w(f"{mask} = np.empty((batch, {layer.n_out}), dtype=np.{self.dtype})")
+        self.buffer(w, mask, ("batch", layer.n_out))
         w("if noise_seed >= 0:")
         with w.block():
             with w.loops(("n", "batch"), ("i", layer.n_out)):
@@ -519,7 +574,7 @@ class NetworkModule:
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
             if _pieces(layer):
                 w(f"# maxout: δ reaches only the winning piece, dz{number}[n, i, k] = delta{number}[n, i] [k = piece]")
-                w(f"dz{number} = np.zeros((batch, {layer.n_out}, {layer.pieces}), dtype=np.{self.dtype})")
+                self.buffer(w, f"dz{number}", ("batch", layer.n_out, layer.pieces), zero=True)
                 with w.loops(("n", "batch"), ("i", layer.n_out)):
                     w(f"dz{number}[n, i, piece{number}[n, i]] = delta{number}[n, i]")
                 names[L.delta] = f"dz{number}"
@@ -580,44 +635,56 @@ class NetworkModule:
     # --- functions -------------------------------------------------------------
 
     def function(self, w, name, arguments, docstring, with_loss, with_gradient, checked=True):
+        """``name``: forward (and loss, and back-propagation); makes its own scratch array unless ``scratch`` is
+        one of its arguments. Returns the scratch width per batch row its buffers take."""
         with w.function(name, arguments):
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
             if checked:
                 self.input_checks(w, with_loss)
-            if self.model.noisy:
-                if "noise_seed" in arguments:
-                    w("if noise_seed >= 0:")
-                    with w.block():
-                        w("np.random.seed(noise_seed)")
-                else:
-                    w("noise_seed = -1   # no dropout outside training")
-            if with_loss:
-                w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
-                  else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
-            self.views(w)
-            if with_gradient:
-                self.views(w, source="gradient")
-            self.forward(w, store_fprime=with_gradient)
-            if not with_loss:
-                w(f"return a{len(self.model.layers)}")
-                return
-            with self.innermost(self.model.layers[-1].n_out):
-                self.loss(w, with_gradient)
-            self._flat_weight_views(w, with_gradient)
-            if with_gradient:
-                self.backward(w)
-            self.weight_decay(w, with_gradient)
-            w("return loss")
+            self.scratch_width, self.views_pending, self.uses_blas = 0, [], False
+            scratch_at = len(w.lines)
+            self._body(w, arguments, with_loss, with_gradient)
+            self.resolve_views(w)
+            if "scratch" not in arguments:
+                w.insert(scratch_at, self.scratch_allocation("batch", self.scratch_width))
+        return self.scratch_width
+
+    def _body(self, w, arguments, with_loss, with_gradient):
+        if self.model.noisy:
+            if "noise_seed" in arguments:
+                w("if noise_seed >= 0:")
+                with w.block():
+                    w("np.random.seed(noise_seed)")
+            else:
+                w("noise_seed = -1   # no dropout outside training")
+        if with_loss:
+            w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
+              else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
+        self.views(w)
+        if with_gradient:
+            self.views(w, source="gradient")
+        self.forward(w, store_fprime=with_gradient)
+        if not with_loss:
+            w(f"return a{len(self.model.layers)}")
+            return
+        with self.innermost(self.model.layers[-1].n_out):
+            self.loss(w, with_gradient)
+        self._flat_weight_views(w, with_gradient)
+        if with_gradient:
+            self.backward(w)
+        self.weight_decay(w, with_gradient)
+        w("return loss")
 
     def checked(self, w, name, arguments):
-        """``name(...)``: :meth:`input_checks`, then ``_name(...)``, the unchecked function that train_epoch calls
-        (``fit`` checks its data once, not every batch again)."""
+        """``name(...)``: :meth:`input_checks`, then the scratch array, then ``_name(..., scratch)``, the unchecked
+        function that train_epoch calls (``fit`` checks its data once, not every batch again)."""
         with w.function(name, arguments):
             w(f'"""_{name} after checking the shapes of X and Y and that they hold no NaN or infinity."""')
             w("batch = X.shape[0]")
             self.input_checks(w, True)
-            w(f"return _{name}({', '.join(arguments)})")
+            w(self.scratch_allocation("batch", self.gradient_width))
+            w(f"return _{name}({', '.join(arguments)}, scratch)")
 
     def input_checks(self, w, with_targets):
         """Refuse inputs of the wrong shape or with NaN/inf before any work (the caller in Python then says
@@ -651,12 +718,12 @@ class NetworkModule:
         rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in rule]
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
         printer = NumbaPrinter(self.dtype, local)
-        arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
+        arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail(), "scratch"]
         seed = "".join(", " + name for name in self._noise_argument())
         with w.function("_train_step", arguments):
             w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated.')
             w(f"work holds {', '.join(optimizer.buffer_names())} (each as long as theta); scalars holds "
-              f'{", ".join(optimizer.scalar_names())}."""')
+              f'{", ".join(optimizer.scalar_names())}; scratch the batch-sized arrays of _loss_and_gradient."""')
             w("length = theta.shape[0]")
             for number, buffer in enumerate(optimizer.buffer_names()):
                 w(f"{buffer} = work[{number} * length:{number + 1} * length]")
@@ -664,13 +731,13 @@ class NetworkModule:
                 w(f"{scalar} = scalars[{number}]" if self.dtype == "float64" else
                   f"{scalar} = np.{self.dtype}(scalars[{number}])")
             if optimizer.lookahead is None:
-                w(f"loss = _loss_and_gradient(theta, X, Y{seed}, gradient)")
+                w(f"loss = _loss_and_gradient(theta, X, Y{seed}, gradient, scratch)")
             else:
                 w(f"# look-ahead: the gradient is evaluated at {optimizer.lookahead}")
                 with w.loops(("k", "theta.shape[0]")):
                     point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
                     w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
-                w(f"loss = _loss_and_gradient(lookahead, X, Y{seed}, gradient)")
+                w(f"loss = _loss_and_gradient(lookahead, X, Y{seed}, gradient, scratch)")
             if optimizer.counts_steps:
                 w("scalars[0] += 1.0")
                 w("t = scalars[0]")
@@ -702,9 +769,10 @@ class NetworkModule:
         self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
         gradient_arguments = ["theta", "X", "Y", *self._noise_argument(), "gradient"]
-        self.function(w, "_loss_and_gradient", gradient_arguments,
-                      "Mean loss; fills gradient (flat, same layout as theta) by back-propagation." + noise,
-                      with_loss=True, with_gradient=True, checked=False)
+        self.gradient_width = self.function(w, "_loss_and_gradient", [*gradient_arguments, "scratch"],
+                                            "Mean loss; fills gradient (flat, same layout as theta) by "
+                                            "back-propagation; scratch holds the batch-sized arrays." + noise,
+                                            with_loss=True, with_gradient=True, checked=False)
         self.checked(w, "loss_and_gradient", gradient_arguments)
         if self.optimizer is not None:
             self.optimizer_step(w)
@@ -726,6 +794,7 @@ class NetworkModule:
             w("rows = order.shape[0]")
             w("Xb = np.empty((batch_size, X.shape[1]), dtype=X.dtype)")
             w("Yb = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)")
+            w(self.scratch_allocation("batch_size", self.gradient_width))
             w("for k in range(first, last):")
             with w.block():
                 w("low = k * batch_size")
@@ -740,7 +809,7 @@ class NetworkModule:
                 w("if size < batch_size:  # the short last batch")
                 with w.block():
                     w("Xk, Yk = np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])")
-                w(f"loss = _train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)})")
+                w(f"loss = _train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)}, scratch)")
                 w("losses[k] = loss")
                 w("if not np.isfinite(loss):")
                 with w.block():
