@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from symnet import datasets, layers, optim  # noqa: E402
+from symnet.check import check_gradient  # noqa: E402
 from symnet.declare import activations, losses  # noqa: E402
 from symnet.declare.activations import Activation  # noqa: E402
 from symnet.declare.layers import Dense, Dropout, Layer, Maxout, Softmax  # noqa: E402
@@ -16,4 +17,4 @@ from symnet.train.loop import History, fit  # noqa: E402
 __all__ = ["derive", "Sequential", "Layer", "Dense", "Dropout", "Maxout", "Softmax", "Activation", "activations",
            "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
-           "ConfigurationError"]
+           "ConfigurationError", "check_gradient"]
