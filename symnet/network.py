@@ -404,12 +404,20 @@ class CompiledNetwork:
         noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
         return self._call(self.module.loss_value, self._packed(params).flat, (X, Y), noise)
 
-    def loss_and_grad(self, params, X, Y, noise_seed=None):
-        """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`."""
+    def loss_and_grad(self, params, X, Y, noise_seed=None, out=None):
+        """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`.
+
+        ``out``: the grads of an earlier call (or ``net.init()``'s parameters) to write this gradient into and
+        return, so a loop of calls allocates nothing."""
         noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
-        gradient = np.empty(self.size, self._np_dtype)   # every entry is written
-        loss = self._call(self.module.loss_and_gradient, self._packed(params).flat, (X, Y), (*noise, gradient))
-        return loss, Parameters(gradient, self.layout)
+        if out is None:
+            out = Parameters(np.empty(self.size, self._np_dtype), self.layout)   # every entry is written
+        elif not (out.__class__ is Parameters and (out.layout is self.layout or out.layout == self.layout)
+                  and out.flat.dtype is self._np_dtype):
+            raise ConfigurationError(f"out must be {self.dtype} Parameters of this network, as net.loss_and_grad "
+                                     f"or net.init return them; got {type(out).__name__}")
+        loss = self._call(self.module.loss_and_gradient, self._packed(params).flat, (X, Y), (*noise, out.flat))
+        return loss, out
 
     def step(self, params, X, Y, noise_seed=None):
         """One training step in place (forward, back-propagation, optimizer update); returns the loss before it.

@@ -173,6 +173,23 @@ def test_fit_bad_arguments():
         sn.fit(small_net().model.compile(), params, X_train, Y_train)
 
 
+def test_loss_and_grad_writes_into_out_when_given():
+    X_train, Y_train, *_ = digits_split()
+    net = small_net()
+    params = net.init(seed=0)
+    X, Y = X_train[:16], Y_train[:16]
+    loss, fresh = net.loss_and_grad(params, X, Y)
+    out = net.init(seed=1)
+    again, returned = net.loss_and_grad(params, X, Y, out=out)
+    assert returned is out and again == loss
+    assert np.array_equal(out.flat, fresh.flat)          # the same compiled call, so the same bits
+    reference = small_net(hidden=9).init(seed=0)
+    for wrong in (fresh.flat, {"W1": fresh["W1"]}, reference, sn.Sequential(
+            [sn.Dense(64, 8, "tanh"), sn.Dense(8, 10)], loss="softmax_cross_entropy").compile(dtype="float32").init()):
+        with pytest.raises(ConfigurationError, match="out must be float64 Parameters of this network"):
+            net.loss_and_grad(params, X, Y, out=wrong)
+
+
 # --- checkpoints -------------------------------------------------------------------
 
 def test_checkpoint_round_trip_is_bit_exact_and_checks_the_model(tmp_path):
