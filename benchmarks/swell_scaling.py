@@ -7,8 +7,8 @@ Run: python benchmarks/swell_scaling.py
 import time
 
 import symnet as sn
-from symnet.expression import logistic_map_swell, network_swell
-from symnet.report import format_table
+from symnet.swell import logistic_map_swell, network_swell
+from symnet.text import format_table
 
 
 def main():

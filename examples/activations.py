@@ -6,7 +6,8 @@
 import numpy as np
 
 import symnet as sn
-from symnet.report import latex, numpy_function
+from symnet.latex import latex
+from symnet.plotting import numpy_function
 from common import arguments, pyplot, save
 
 GROUPS = {

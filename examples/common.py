@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from symnet.report import pyplot
+from symnet.plotting import pyplot
 
 __all__ = ["arguments", "plot_curves", "pyplot", "save"]
 

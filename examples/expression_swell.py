@@ -6,8 +6,8 @@ loss, unrolled into one expression, against symnet's layer-level derivation.
 """
 
 import symnet as sn
-from symnet.expression import logistic_map_swell, network_swell
-from symnet.report import format_table
+from symnet.swell import logistic_map_swell, network_swell
+from symnet.text import format_table
 from common import arguments, pyplot, save
 
 

@@ -6,7 +6,7 @@ at x = 1, w = 0, b = 0, where ∂f/∂w = ∂f/∂b = 0.25.
 """
 
 from symnet.compare import compare
-from symnet.report import format_table
+from symnet.text import format_table
 from common import arguments, pyplot, save
 
 

@@ -6,7 +6,7 @@ h, round-off error rises — with Richardson extrapolation and the complex step 
 """
 
 from symnet.compare import compare, plot_errors
-from symnet.report import format_table
+from symnet.text import format_table
 from common import arguments, pyplot
 
 

@@ -8,7 +8,7 @@ ReLU' ∈ {0, 1} do not.
 import numpy as np
 
 import symnet as sn
-from symnet.report import format_table
+from symnet.text import format_table
 from common import arguments, plot_curves
 
 

@@ -23,7 +23,7 @@ from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError
 from symnet.network import Parameters, Sequential
 from symnet.timing import interleaved_medians, median_seconds
-from symnet.train.optim import SGD
+from symnet.declare.optimizers import SGD
 
 LEARNING_RATE = 0.01
 PAUSE = 0.3
@@ -217,7 +217,7 @@ def warm_start_seconds(directory, config):
     script = "\n".join([
         "import time",
         "from symnet.bench import CONFIGS, LEARNING_RATE",
-        "from symnet.train.optim import SGD",
+        "from symnet.declare.optimizers import SGD",
         f"config = CONFIGS[{config.name!r}]",
         "X, Y = config.data()",
         "began = time.perf_counter()",

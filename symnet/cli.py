@@ -12,9 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from symnet import __version__
 from symnet.errors import SymnetError, SymnetWarning, quoted
-from symnet.report import format_table
+from symnet.text import format_table, shorten
+from symnet.version import __version__
 
 SIMPLIFIED_WIDTH = 60
 
@@ -392,7 +392,9 @@ def _derive(args):
 
 
 def _swell(args):
-    from symnet.expression import LOGISTIC_MAP_MAX, as_expression, as_symbols, logistic_map_swell, swell_row
+    from symnet.declare.parse import as_expression
+    from symnet.expression import as_symbols
+    from symnet.swell import LOGISTIC_MAP_MAX, logistic_map_swell, swell_row
 
     if sum(x is not None for x in (args.logistic_map, args.expression, args.network)) != 1:
         raise SymnetError("give one of: an EXPRESSION with --wrt, --logistic-map N, --network MODEL")
@@ -415,13 +417,13 @@ def _swell(args):
         print(format_table(rows, list(rows[0])))
         return 0
     columns = [c for c in rows[0] if c != "simplified"]
-    shown = [dict(r, simplified=_shorten(r["simplified"])) for r in rows]
+    shown = [dict(r, simplified=shorten(r["simplified"], SIMPLIFIED_WIDTH)) for r in rows]
     print(format_table(shown, columns + ["simplified"]))
     return 0
 
 
 def _network_swell(spec, samples):
-    from symnet.expression import network_swell
+    from symnet.swell import network_swell
 
     recipe = _recipe(spec)
     if samples < 1:
@@ -480,10 +482,6 @@ def _train(args):
             print(f"  {key}: {result[key]}")
     print(f"  generated module: {result['generated_module']}")
     return 0
-
-
-def _shorten(text):
-    return text if len(text) <= SIMPLIFIED_WIDTH else text[: SIMPLIFIED_WIDTH - 1] + "…"
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

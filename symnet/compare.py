@@ -27,11 +27,13 @@ import numpy as np
 import scipy.special
 import sympy as sp
 
+from symnet.calculus import normalize
 from symnet.declare.parse import as_expression, parse_expression
-from symnet.differentiate import count_ops, normalize
+from symnet.differentiate import count_ops
 from symnet.errors import ExpressionError, SymnetError, quoted
 from symnet.expression import as_symbols, derive
-from symnet.report import pyplot, writable_folder
+from symnet.files import writable_folder
+from symnet.plotting import pyplot
 from symnet.timing import median_seconds
 
 EPSILON = float(np.finfo(np.float64).eps)
@@ -613,7 +615,7 @@ def plot_path(path):
                           f"of .{', .'.join(formats)}, e.g. errors.png")
     if path.is_dir():
         raise SymnetError(f"plot file {quoted(str(path))} is a folder; give a file name such as errors.png")
-    writable_folder(path.parent, "plot folder")
+    writable_folder(path.parent, "plot folder", make=True)
     return path
 
 

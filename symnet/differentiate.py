@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from symnet.calculus import local_derivative, normalize
 from symnet.declare.parse import as_expression
-from symnet.errors import DifferentiationError, ExpressionError
+from symnet.errors import ExpressionError
 
 
 def count_ops(expr):
@@ -52,13 +53,6 @@ class Program:
         """Operations of the program: ``count_ops`` summed over every right-hand side and output."""
         return sum(count_ops(rhs) for _, rhs in self.assignments) + sum(count_ops(out) for out in self.outputs)
 
-    def expressions(self):
-        """The outputs written as single expressions (back-substituted; may swell)."""
-        values = {}
-        for target, rhs in self.assignments:
-            values[target] = rhs.xreplace(values)
-        return [out.xreplace(values) for out in self.outputs]
-
 
 def check_variables(expr, wrt):
     """Return ``wrt`` as a list of symbols, raising if one does not occur in ``expr``."""
@@ -77,26 +71,6 @@ def check_variables(expr, wrt):
     return wrt
 
 
-def normalize(expr):
-    """Apply symnet's conventions at non-differentiable points: ``Heaviside(0) = 0``, ``δ(x) = 0``.
-
-    SymPy's default ``Heaviside(0) = 1/2`` would make ReLU'(0) = 1/2; PyTorch,
-    TensorFlow and symnet use 0.
-    """
-    expr = expr.replace(lambda e: isinstance(e, sp.Heaviside) and e.args[1:] != (0,),
-                        lambda e: sp.Heaviside(e.args[0], 0))
-    # derivatives of step functions vanish almost everywhere; symnet takes 0 at the step too
-    return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
-
-
-def local_derivative(expr, arg):
-    """``∂expr/∂arg`` with symnet's conventions; raises if SymPy cannot form it."""
-    result = normalize(sp.diff(expr, arg))
-    if result.has(sp.Derivative, sp.Subs):
-        raise DifferentiationError(f"SymPy cannot differentiate {expr} with respect to {arg}")
-    return result
-
-
 def naive_gradient(expr, wrt):
     """``[sympy.diff(expr, v) for v in wrt]``, with symnet's conventions applied."""
     wrt = check_variables(expr, wrt)
@@ -111,8 +85,8 @@ def _reserved_names(expr):
     return {s.name for s in expr.free_symbols}
 
 
-def _names(prefix, taken):
-    """``prefix0, prefix1, ...`` as real symbols, skipping names already taken."""
+def fresh_symbols(prefix, taken):
+    """``prefix0, prefix1, ...`` as real symbols, skipping the names in ``taken``."""
     index = 0
     while True:
         name = f"{prefix}{index}"
@@ -126,7 +100,7 @@ class _ProgramBuilder:
 
     def __init__(self, taken):
         self.taken = taken
-        self.node_names = _names("t", taken)
+        self.node_names = fresh_symbols("t", taken)
         self.assignments = []          # (symbol, rhs) in topological order
         self.node_of = {}              # expression -> symbol holding its value
         self.rhs_of = {}               # symbol -> rhs (children are symbols)
@@ -168,7 +142,7 @@ def forward_program(expr):
     Returns ``(builder, root)`` where ``root`` holds the value of ``expr``.
     """
     taken = _reserved_names(expr)
-    replacements, (reduced,) = sp.cse(expr, symbols=_names("c", taken))
+    replacements, (reduced,) = sp.cse(expr, symbols=fresh_symbols("c", taken))
     builder = _ProgramBuilder(taken)
     alias = {}
     for name, rhs in replacements:
@@ -187,7 +161,7 @@ def reverse_program(expr, wrt):
     wrt = check_variables(expr, wrt)
     builder, root = forward_program(expr)
     taken = builder.taken | {s.name for s, _ in builder.assignments}
-    helper_names = _names("p", taken)
+    helper_names = fresh_symbols("p", taken)
 
     # which nodes depend on a variable we differentiate by (forward order)
     active = set(wrt)

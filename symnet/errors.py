@@ -4,6 +4,8 @@ Every message says what was wrong, what was expected and, where possible,
 how to fix it.
 """
 
+from symnet.text import shorten
+
 
 class SymnetError(Exception):
     """Base class of every error symnet raises on purpose."""
@@ -34,8 +36,7 @@ QUOTE_LIMIT = 80
 
 def quoted(text, limit=QUOTE_LIMIT):
     """``repr`` of ``text`` cut to about ``limit`` characters, for quoting user input in an error message."""
-    shown = repr(text if isinstance(text, str) else str(text))
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    return shorten(repr(text if isinstance(text, str) else str(text)), limit)
 
 
 class SymnetWarning(UserWarning):

@@ -15,7 +15,7 @@ from symnet import datasets
 from symnet.declare.layers import Dense
 from symnet.errors import ConfigurationError
 from symnet.network import Sequential
-from symnet.train import optim
+from symnet.declare import optimizers
 
 TEST_FRACTION = 0.2
 MIN_SPLIT_SAMPLES = 10     # fewer samples (XOR) are trained and tested on all of them
@@ -36,7 +36,7 @@ class Recipe:
     hyperparameters: dict = field(default_factory=dict)
 
     def make_optimizer(self, name=None, lr=None):
-        return optim.get(name or self.optimizer, lr=self.lr if lr is None else lr, **self.hyperparameters)
+        return optimizers.get(name or self.optimizer, lr=self.lr if lr is None else lr, **self.hyperparameters)
 
     def prepared_data(self, seed=0):
         """``(X_train, Y_train, X_test, Y_test, note)`` with the inputs standardised by the training set's statistics."""
@@ -108,7 +108,7 @@ def from_file(path):
     recipe = Recipe(path.stem, model, data)
     chosen = namespace.get("optimizer")
     if chosen is not None:
-        if not isinstance(chosen, optim.Optimizer):
+        if not isinstance(chosen, optimizers.Optimizer):
             raise ConfigurationError(f"{str(path)!r}: `optimizer` must be an optimizer such as sn.optim.Adam(lr=0.01)")
         recipe.optimizer, recipe.lr = type(chosen).__name__, chosen.lr
         recipe.hyperparameters = {h.name: v for h, v in zip(chosen.hyperparameters, chosen.values()) if h.name != "lr"}

@@ -22,9 +22,10 @@ from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
-from symnet.report import latex
-from symnet.simplify import derivative_from_output, stable
-from symnet.train.optim import STEP, Optimizer
+from symnet.latex import latex
+from symnet.rewrites import stable
+from symnet.simplify import derivative_from_output
+from symnet.declare.optimizers import STEP, Optimizer
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
 
@@ -208,10 +209,9 @@ class Sequential:
         """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`.
 
         Large matrix products use OpenBLAS's threads.  ``parallel=True`` also runs the activation loops of wide
-        layers with transcendental activations on every core (``numba.prange``; each row is independent, so the
-        results are identical).  It is off by default: its threads and OpenBLAS's spinning threads fight over the
-        cores (measured on 2 cores: 64-256-256-10 tanh, batch 128, 1.0 → 16 ms per step); with single-threaded
-        BLAS (``OPENBLAS_NUM_THREADS=1``) it gains 0–12 %."""
+        layers with transcendental activations on every core (``numba.prange``; rows are independent, so the
+        results are identical).  Off by default: its threads and OpenBLAS's fight over the cores
+        (docs/performance.md)."""
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             given = f"the class {optimizer.__name__}" if isinstance(optimizer, type) else quoted(optimizer)
             raise ConfigurationError(f"optimizer must be an optimizer object, got {given}; pass an instance such as "

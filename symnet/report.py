@@ -1,48 +1,25 @@
-"""Report: aligned text tables and number formatting for the command line, and ``symnet report``."""
+"""``symnet report``: one Markdown file with a model's formulas, swell numbers, generated code and training curves.
 
-import tempfile
+The pieces it is made of are leaves other modules use too: :mod:`symnet.latex`, :mod:`symnet.text` (tables),
+:mod:`symnet.plotting`; their names are also importable from here.
+"""
+
 from pathlib import Path
 
 import numpy as np
-import scipy.special
-import sympy as sp
-from sympy.printing.latex import LatexPrinter
 
-from symnet.errors import SymnetError, quoted
+from symnet import models
+from symnet.expression import derive
+from symnet.files import writable_folder, write_atomic
+from symnet.latex import latex
+from symnet.network import UNROLLED_LIMIT
+from symnet.plotting import numpy_function, pyplot
+from symnet.swell import layered_ops, network_swell
+from symnet.text import format_markdown_table, format_number, format_table
+from symnet.train.loop import accuracy, fit, is_classification
 
-
-class _Latex(LatexPrinter):
-    """SymPy's LaTeX, with the step written H(x) (symnet's H(0) = 0) instead of θ(x, 0)."""
-
-    def _print_Heaviside(self, expr, exp=None):
-        text = rf"H\left({self._print(expr.args[0])}\right)"
-        return rf"{text}^{{{exp}}}" if exp else text
-
-
-def latex(expr):
-    """LaTeX of a SymPy expression as symnet prints it."""
-    return _Latex().doprint(expr)
-
-
-def format_number(value):
-    """Integers as they are, floats with 17 significant digits (round-trip exact)."""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def format_table(rows, columns, headers=None):
-    """An aligned plain-text table; numbers right-aligned, text left-aligned."""
-    headers = headers or columns
-    cells = [[format_number(row[c]) for c in columns] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[c], (int, float)) for row in rows) for c in columns]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
+__all__ = ["write_report", "latex", "format_number", "format_table", "format_markdown_table", "pyplot",
+           "numpy_function", "writable_folder"]
 
 EXCERPT_LINES = 40
 
@@ -55,14 +32,9 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
     the generated module's path and an excerpt, and with ``train`` the loss and accuracy curves and the final
     metrics.  Returns the Markdown file's path.
     """
-    from symnet import models
-    from symnet.expression import derive, layered_ops, network_swell
-    from symnet.network import UNROLLED_LIMIT
-    from symnet.train.loop import accuracy, fit, is_classification
-
     recipe = spec if isinstance(spec, models.Recipe) else models.recipe(spec)
     model = recipe.model
-    out = writable_folder(out, "report folder")
+    out = writable_folder(out, "report folder", make=True)
     plt = pyplot()
     lines = [f"# {recipe.name}: {model.describe()}", "", "```", model.summary(), "```", "",
              "## Back-propagation", ""]
@@ -110,51 +82,8 @@ def write_report(spec, out="report", train=False, seed=0, epochs=None):
         if history.stopped:
             lines += [f"Stopped: {history.stopped}", ""]
     path = out / f"{recipe.name}.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
-
-
-def writable_folder(path, what):
-    """``path`` as a folder that exists (made, with its parents, if missing) and takes new files.
-
-    Output paths are checked with this before any work, so that a bad one fails at once, in one line, rather than
-    with a traceback after minutes of work; ``what`` names the folder in the message.
-    """
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise SymnetError(f"{what} {quoted(str(path))} is a file, not a folder; give a folder that exists or can be "
-                          "created")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise SymnetError(f"{what} {quoted(str(path))} cannot be written to ({error.strerror}); give a folder that "
-                          "exists or can be created, and that you can write to") from None
-    return folder
-
-
-def format_markdown_table(rows, columns):
-    """A Markdown table (numbers formatted like :func:`format_number`)."""
-    body = ["| " + " | ".join(format_number(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *body])
-
-
-def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend, or None when matplotlib is not installed."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def numpy_function(expr, variable):
-    """``expr`` as a NumPy function of ``variable``, with H(0) = 0 and erf from SciPy (for plots and tables)."""
-    return sp.lambdify(variable, expr, modules=[{"Heaviside": lambda x, h=0: np.heaviside(x, h),
-                                                 "erf": scipy.special.erf}, "numpy"])
 
 
 def _plot_activation(plt, f, out):

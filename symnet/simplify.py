@@ -1,5 +1,7 @@
 """Simplify: common-subexpression elimination and the cheapest equivalent form.
 
+(The numerically stable rewrites are in :mod:`symnet.rewrites`: the loss declarations apply them.)
+
 Naive derivatives repeat subexpressions; ``sympy.cse`` names each repeated
 one once.  :func:`cse_program` wraps it as a :class:`~symnet.differentiate.Program`
 so its size is counted exactly like the reverse-mode program's.
@@ -11,7 +13,7 @@ from contextlib import contextmanager
 
 import sympy as sp
 
-from symnet.differentiate import Program, count_ops
+from symnet.differentiate import Program, count_ops, fresh_symbols
 
 # sympy.simplify is worth its time only on small expressions; beyond this
 # many operations it can take minutes, so symnet keeps cheaper candidates.
@@ -22,9 +24,8 @@ FACTOR_MAX_OPS = 400
 def cse_program(exprs, prefix="x"):
     """``sympy.cse`` of ``exprs`` together, as a program whose outputs are the reduced expressions."""
     exprs = list(exprs)
-    taken = set().union(*(e.free_symbols for e in exprs))
-    names = (sp.Symbol(f"{prefix}{i}", real=True) for i in range(10**9) if f"{prefix}{i}" not in {s.name for s in taken})
-    replacements, reduced = sp.cse(exprs, symbols=names)
+    taken = {s.name for e in exprs for s in e.free_symbols}
+    replacements, reduced = sp.cse(exprs, symbols=fresh_symbols(prefix, taken))
     return Program(tuple(replacements), tuple(reduced))
 
 
@@ -92,60 +93,6 @@ def _time_limit(seconds):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
-
-
-# --- numerically stable forms -------------------------------------------------
-# Each rewrite is applied to values and derivatives *after* differentiation
-# (so derivatives at kinks are never affected) and is checked against mpmath
-# at ordinary and extreme inputs in tests/test_stability.py.
-
-def _softplus_rewrite(expr):
-    """log(1 + e^u) → max(u, 0) + log1p(e^(−|u|)): no overflow for large u."""
-    from sympy.codegen.cfunctions import log1p
-
-    def is_softplus(e):
-        if not isinstance(e, sp.log) or not e.args[0].is_Add:
-            return False
-        terms = e.args[0].args
-        return len(terms) == 2 and sp.Integer(1) in terms and any(isinstance(a, sp.exp) for a in terms)
-
-    def stable(e):
-        (u,) = [a for a in e.args[0].args if isinstance(a, sp.exp)][0].args
-        return sp.Max(u, 0) + log1p(sp.exp(-sp.Abs(u)))
-
-    return expr.replace(is_softplus, stable)
-
-
-def _logistic_rewrite(expr):
-    """e^v / (1 + e^v)^k → 1/(1 + e^(−v)) · 1/(1 + e^v)^(k−1): no inf/inf for large |v|.
-
-    k = 1 is the logistic function, k = 2 its derivative e^v/(1 + e^v)².
-    """
-    def fix(mul):
-        factors = list(mul.args)
-        for factor in factors:
-            if not (factor.is_Pow and factor.exp.is_Integer and factor.exp < 0 and factor.base.is_Add
-                    and len(factor.base.args) == 2 and sp.Integer(1) in factor.base.args):
-                continue
-            (growth,) = [arg for arg in factor.base.args if arg != 1]
-            if isinstance(growth, sp.exp) and growth in factors:
-                factors.remove(growth)
-                factors.remove(factor)
-                power = -factor.exp
-                return sp.Mul(*factors) / ((1 + sp.exp(-growth.args[0])) * factor.base ** (power - 1))
-        return mul
-
-    return expr.replace(lambda e: e.is_Mul, fix)
-
-
-STABLE_REWRITES = {"softplus": _softplus_rewrite, "logistic": _logistic_rewrite}
-
-
-def stable(expr):
-    """Apply every rewrite of :data:`STABLE_REWRITES` to ``expr``."""
-    for rewrite in STABLE_REWRITES.values():
-        expr = rewrite(expr)
-    return expr
 
 
 # --- the cheapest form of an activation's derivative ---------------------------

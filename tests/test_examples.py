@@ -58,7 +58,11 @@ def test_expression_swell(tmp_path):
 
 def test_xor(tmp_path):
     results = run("xor", tmp_path)
-    assert len(results) == 2 and all(0 <= solved <= 5 for solved in results.values())
+    default, principled = results["default: inputs 0/1, He init, b = 0"], results["inputs ±1, He init, hidden b = 1"]
+    # measured with --quick (5 seeds, 200 steps; the seeds fix everything): 1 of 5 solved by default, 2 of 5 with
+    # inputs ±1 and hidden biases 1; the principled change must keep solving more
+    assert default >= 1 and principled >= 2 and principled > default, results
+    assert figures(tmp_path) == ["xor.png"]
 
 
 def test_perceptron_nand(tmp_path, capsys):

@@ -7,6 +7,7 @@ import sympy as sp
 import symnet as sn
 from symnet.errors import ConfigurationError
 from symnet.layers import J_SIZE, Layer, a, i, index, j, n
+from symnet.network import Parameters
 from tests.test_network import central_differences, classification_data
 
 
@@ -34,15 +35,21 @@ def test_derived_vjps_of_a_residual_layer_read_as_the_textbook_formulas():
     assert sp.simplify(expr - (delta[r, q] + sp.Sum(W[i, q] * delta[r, i], (i, 0, sn.layers.I_SIZE - 1)))) == 0
 
 
-@pytest.mark.parametrize("layer", [Residual(4, 4, "tanh"), Bilinear(4, 3, "sigmoid")], ids=["residual", "bilinear"])
-def test_user_defined_layer_gradients_and_training(layer):
-    model = sn.Sequential([sn.Dense(3, 4, "tanh"), layer, sn.Dense(layer.n_out, 2)], loss="softmax_cross_entropy",
-                          weight_decay=0.01)
+def test_user_defined_layer_gradients_and_training():
+    """Both user-defined layers in one network (one module to compile): each layer's derived gradient equals
+    central differences of the whole loss, and Adam trains it."""
+    layers = [sn.Dense(3, 4, "tanh"), Residual(4, 4, "tanh"), Bilinear(4, 3, "sigmoid"), sn.Dense(3, 2)]
+    names = ["Dense", "Residual", "Bilinear", "Dense"]
+    model = sn.Sequential(layers, loss="softmax_cross_entropy", weight_decay=0.01)
     net = model.compile(optimizer=sn.optim.Adam(lr=0.02))
     params = net.init(seed=0)
     X, Y = classification_data(12, 3, 2, seed=4)
     _, grads = net.loss_and_grad(params, X, Y)
-    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-6, atol=1e-9)
+    numeric = Parameters(central_differences(net, params, X, Y), net.layout)
+    for key, *_ in reversed(net.layout):                  # from the output down: the first failure names the layer
+        layer = names[int(key.lstrip("UWb")) - 1]
+        np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-6, atol=1e-9, err_msg=f"{key} ({layer})")
+        assert np.abs(grads[key]).max() > 1e-4, f"no gradient reaches {key} ({layer})"
     losses = [net.step(params, X, Y) for _ in range(100)]
     assert losses[-1] < 0.5 * losses[0]
 
@@ -87,12 +94,14 @@ def test_fixed_activation_parameters_are_substituted():
         sn.Activation("bad", sp.tanh(g * sn.activations.t), parameters={"g": "two"})
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "relu", "prelu"])
-def test_float32_network_agrees_with_float64(activation):
+def test_float32_network_agrees_with_float64():
+    """sigmoid (exp kernel), relu (max) and prelu (trainable γ) in one network: one module per dtype."""
     data = sn.datasets.load("digits")
     X, Y = data.X[:64], data.Y[:64]
-    model = sn.Sequential([sn.Dense(64, 16, activation), sn.Dense(16, 10)], loss="softmax_cross_entropy",
-                          weight_decay=0.01)
+    activations = ["sigmoid", "relu", "prelu"]
+    sizes = [64, 16, 16, 16]
+    model = sn.Sequential([sn.Dense(n_in, n_out, f) for n_in, n_out, f in zip(sizes, sizes[1:], activations)]
+                          + [sn.Dense(16, 10)], loss="softmax_cross_entropy", weight_decay=0.01)
     single = model.compile(optimizer=sn.optim.Adam(lr=0.01), dtype="float32")
     double = model.compile(optimizer=sn.optim.Adam(lr=0.01), dtype="float64")
     assert single.path != double.path and "np.float32(" in single.path.read_text()
@@ -102,7 +111,10 @@ def test_float32_network_agrees_with_float64(activation):
     loss64, grads64 = double.loss_and_grad(p64, X, Y)
     assert grads32.flat.dtype == np.float32
     assert abs(loss32 - loss64) <= 1e-6 * loss64
-    assert np.abs(grads32.flat - grads64.flat).max() <= 1e-5 * np.abs(grads64.flat).max()
+    for key, *_ in double.layout:
+        number = int(key.lstrip("Wbgam"))                       # W1, b1, W2, b2, gamma3, …
+        layer = activations[number - 1] if number <= len(activations) else "output"
+        assert np.abs(grads32[key] - grads64[key]).max() <= 1e-5 * np.abs(grads64.flat).max(), f"{key} ({layer})"
     for _ in range(5):
         single.step(p32, X, Y)
         double.step(p64, X, Y)
@@ -124,16 +136,7 @@ def test_dropout_masks_are_seeded_inverted_and_only_in_training(tmp_path):
     assert net.loss(params, X, Y, noise_seed=7) == net.loss(params, X, Y, noise_seed=7) != net.loss(params, X, Y,
                                                                                                      noise_seed=8)
     _, grads = net.loss_and_grad(params, X, Y, noise_seed=7)
-    flat = params.flat
-    numeric = np.zeros_like(flat)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + 1e-6
-        plus = net.loss(params, X, Y, noise_seed=7)
-        flat[k] = old - 1e-6
-        minus = net.loss(params, X, Y, noise_seed=7)
-        flat[k] = old
-        numeric[k] = (plus - minus) / 2e-6
+    numeric = central_differences(net, params, X, Y, loss=lambda params, X, Y: net.loss(params, X, Y, noise_seed=7))
     np.testing.assert_allclose(grads.flat, numeric, rtol=1e-6, atol=1e-9)
     # inverted dropout: a kept unit is scaled by 1/(1 − p), and about p of the units are dropped
     wide = sn.Sequential([sn.Dropout(0.25, size=400)], loss="mse").compile()
@@ -163,24 +166,26 @@ def test_dropout_training_resumes_bit_identically(tmp_path):
         sn.Sequential([sn.Dropout(0.1), sn.Dense(3, 2)])
 
 
-@pytest.mark.parametrize("position", ["hidden", "output"])
-def test_maxout_matches_a_numpy_forward_and_central_differences(position):
-    if position == "hidden":
-        model = sn.Sequential([sn.Maxout(3, 4, pieces=3), sn.Dense(4, 2)], loss="softmax_cross_entropy",
-                              weight_decay=0.01)
-    else:
-        model = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Maxout(4, 2, pieces=2)], loss="mse")
+def test_maxout_matches_a_numpy_forward_and_central_differences():
+    """Maxout as the first layer (on X), behind a Dense layer and as the output, in one network (one module)."""
+    model = sn.Sequential([sn.Maxout(3, 4, pieces=3), sn.Dense(4, 4, "tanh"), sn.Maxout(4, 2, pieces=2)],
+                          loss="mse", weight_decay=0.01)
     net = model.compile(optimizer=sn.optim.Adam(lr=0.01))
     params = net.init(seed=0)
     X, Y = classification_data(8, 3, 2, seed=9)
-    # NumPy: z[n,i,k] = Σ_j W[i,k,j] x[n,j] + b[i,k], a = max_k z
-    hidden = X if position == "hidden" else np.tanh(X @ params["W1"].T + params["b1"])
-    W, b = (params["W1"], params["b1"]) if position == "hidden" else (params["W2"], params["b2"])
-    pieces = (np.einsum("ikj,nj->nik", W, hidden) + b).max(axis=2)
-    expected = pieces @ params["W2"].T + params["b2"] if position == "hidden" else pieces
-    np.testing.assert_allclose(net.predict(params, X), expected, rtol=1e-13, atol=1e-14)
+
+    def maxout(W, b, inputs):             # NumPy: z[n,i,k] = Σ_j W[i,k,j] x[n,j] + b[i,k], a = max_k z
+        return (np.einsum("ikj,nj->nik", W, inputs) + b).max(axis=2)
+
+    hidden = np.tanh(maxout(params["W1"], params["b1"], X) @ params["W2"].T + params["b2"])
+    np.testing.assert_allclose(net.predict(params, X), maxout(params["W3"], params["b3"], hidden), rtol=1e-13,
+                               atol=1e-14)
     _, grads = net.loss_and_grad(params, X, Y)
-    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-6, atol=1e-9)
+    numeric = Parameters(central_differences(net, params, X, Y), net.layout)
+    for key, position in (("W3", "output Maxout"), ("b3", "output Maxout"), ("W2", "Dense"), ("b2", "Dense"),
+                          ("W1", "first Maxout"), ("b1", "first Maxout")):
+        np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-6, atol=1e-9, err_msg=f"{key} ({position})")
+        assert np.abs(grads[key]).max() > 1e-4, f"no gradient reaches {key} ({position})"
     losses = [net.step(params, X, Y) for _ in range(50)]
     assert losses[-1] < 0.6 * losses[0]
     assert sn.Maxout(3, 4, pieces=3).parameters[0][1] == (4, 3, 3)

@@ -1,6 +1,8 @@
 """Compiled networks against independent references: the unrolled SymPy gradient,
 central differences, and a NumPy implementation of the textbook back-propagation."""
 
+import functools
+import re
 import warnings
 
 import mpmath
@@ -11,19 +13,22 @@ import sympy as sp
 import symnet as sn
 from tests.references import generated_texts
 from symnet.declare import activations
+from symnet.network import Parameters
 
-rng = np.random.default_rng(12345)
 
-
-def central_differences(net, params, X, Y, eps=1e-6):
+def central_differences(net, params, X, Y, eps=1e-6, loss=None):
+    """(L(θ + εe_k) − L(θ − εe_k)) / 2ε for every parameter k.  L is the loss ``net.loss_and_grad`` returns
+    unless ``loss(params, X, Y)`` is given: its gradient is never used, and the module's ``loss_value`` need not be
+    compiled (it is checked against NumPy in the digits test)."""
+    loss = loss or (lambda params, X, Y: net.loss_and_grad(params, X, Y)[0])
     flat = params.flat
     result = np.zeros_like(flat)
     for k in range(flat.size):
         old = flat[k]
         flat[k] = old + eps
-        plus = net.loss(params, X, Y)
+        plus = loss(params, X, Y)
         flat[k] = old - eps
-        minus = net.loss(params, X, Y)
+        minus = loss(params, X, Y)
         flat[k] = old
         result[k] = (plus - minus) / (2 * eps)
     return result
@@ -61,6 +66,7 @@ def test_layered_gradient_equals_unrolled_symbolic_gradient(acts, loss, decay):
     model = sn.Sequential(layers, loss=loss, weight_decay=decay)
     net = model.compile()
     params = net.init(seed=3)
+    rng = np.random.default_rng(12345)
     params.flat[:] += rng.normal(scale=0.1, size=params.flat.size)   # biases away from 0, no kinks
     X = rng.normal(size=(3, 2))
     Y = rng.uniform(0.1, 0.9, size=(3, sizes[-1])) if loss in ("mse", "binary_cross_entropy") \
@@ -75,17 +81,52 @@ def test_layered_gradient_equals_unrolled_symbolic_gradient(acts, loss, decay):
     np.testing.assert_allclose(grads.flat, reference, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(set(activations.CATALOGUE) - {"step"}))
-def test_every_catalogue_activation_trains_with_correct_gradients(name):
-    model = sn.Sequential([sn.Dense(4, 6, activation=name), sn.Dense(6, 3)], loss="softmax_cross_entropy")
-    net = model.compile(optimizer=sn.optim.SGD(lr=0.05))
+def catalogue_chains(count=2):
+    """The catalogue's trainable activations (each once: an alias names the same Activation), dealt into ``count``
+    chains: one network per chain instead of one per activation, so each activation costs no Numba compile of its
+    own."""
+    distinct = {}
+    for name in sorted(set(activations.CATALOGUE) - {"step"}):
+        distinct.setdefault(id(activations.CATALOGUE[name]), name)
+    names = sorted(distinct.values())
+    return [tuple(names[start::count]) for start in range(count)]
+
+
+@functools.cache
+def catalogue_network(chain):
+    """4 → 6 → … → 6 → 3, one Dense layer per activation of ``chain``, a linear output, softmax cross-entropy
+    (compiled once per process; the tests below only call ``loss_and_grad``, so it is the one function compiled)."""
+    sizes = [4] + [6] * len(chain)
+    layers = [sn.Dense(a, b, activation=name) for a, b, name in zip(sizes, sizes[1:], chain)] + [sn.Dense(6, 3)]
+    return sn.Sequential(layers, loss="softmax_cross_entropy").compile(optimizer=sn.optim.SGD(lr=0.05))
+
+
+@pytest.mark.parametrize("chain", catalogue_chains(), ids="-".join)
+def test_every_catalogue_activation_trains_with_correct_gradients(chain):
+    """The chain of :func:`catalogue_network`: the derived gradient of every layer equals central differences of
+    the whole network's loss, gradient flows through every activation, and gradient descent on it lowers the
+    loss."""
+    net = catalogue_network(chain)
+    layers = net.model.layers
     params = net.init(seed=1)
-    params["b1"][...] = rng.normal(scale=0.3, size=6)
+    rng = np.random.default_rng(12345)
+    for number in range(1, len(chain) + 1):
+        params[f"b{number}"][...] = rng.normal(scale=0.3, size=6)      # away from the kinks at 0
     X, Y = classification_data(16, 4, 3, seed=2)
-    _, grads = net.loss_and_grad(params, X, Y)
-    np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-5, atol=1e-8)
-    losses = [net.step(params, X, Y) for _ in range(30)]
-    assert losses[-1] < losses[0]
+    first, grads = net.loss_and_grad(params, X, Y)
+    numeric = Parameters(central_differences(net, params, X, Y), net.layout)
+    # from the output down: a wrong f' of layer l spoils the gradients of layers l, l − 1, …, 1, so the first
+    # layer that fails is the one whose activation is wrong
+    for number in range(len(layers), 0, -1):
+        name = chain[number - 1] if number <= len(chain) else "identity (output)"
+        for key in (key for key, *_ in net.layout if re.fullmatch(rf"[A-Za-z_]+{number}", key)):
+            np.testing.assert_allclose(grads[key], numeric[key], rtol=1e-5, atol=1e-8,
+                                       err_msg=f"{key}: layer {number}, activation {name}")
+            assert np.abs(grads[key]).max() > 1e-4, f"no gradient reaches {key} through activation {name}"
+    for _ in range(30):                                             # θ ← θ − η ∇L with the derived gradient
+        _, grads = net.loss_and_grad(params, X, Y)
+        params.flat[:] -= 0.05 * grads.flat
+    assert net.loss_and_grad(params, X, Y)[0] < 0.95 * first, chain
 
 
 def numpy_backprop(params, X, Y, weight_decay):
@@ -113,14 +154,21 @@ def test_digits_sized_network_matches_numpy_textbook_backprop():
     loss, grads = net.loss_and_grad(params, X, Y)
     reference_loss, reference = numpy_backprop(params, X, Y, 1e-3)
     assert abs(loss - reference_loss) < 1e-12 * reference_loss
+    assert abs(net.loss(params, X, Y) - reference_loss) < 1e-12 * reference_loss     # loss_value, the forward alone
     for name, value in reference.items():
         np.testing.assert_allclose(grads[name], value, rtol=1e-11, atol=1e-15)
 
 
-def test_sgd_step_is_theta_minus_lr_times_gradient():
+def sgd_network():
+    """A small sigmoid network with SGD (two tests share its module)."""
     model = sn.Sequential([sn.Dense(5, 4, activation="sigmoid"), sn.Dense(4, 2)], loss="mse")
-    net = model.compile(optimizer=sn.optim.SGD(lr=0.3))
+    return model.compile(optimizer=sn.optim.SGD(lr=0.3))
+
+
+def test_sgd_step_is_theta_minus_lr_times_gradient():
+    net = sgd_network()
     params = net.init(seed=4)
+    rng = np.random.default_rng(4)
     X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 2))
     before = params.flat.copy()
     expected_loss, grads = net.loss_and_grad(params, X, Y)
@@ -129,12 +177,19 @@ def test_sgd_step_is_theta_minus_lr_times_gradient():
 
 
 def test_plain_dict_parameters_are_accepted_and_updated_in_place():
-    net = sn.Sequential([sn.Dense(2, 3, activation="tanh"), sn.Dense(3, 1)], loss="mse").compile(
-        optimizer=sn.optim.SGD(lr=0.1))
-    params = {k: v.copy() for k, v in net.init(seed=0).items()}
-    W1 = params["W1"].copy()
-    net.step(params, np.ones((2, 2)), np.zeros((2, 1)))
-    assert not np.array_equal(params["W1"], W1)
+    net = sgd_network()
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 2))
+    packed = net.init(seed=0)
+    params = {k: v.copy() for k, v in packed.items()}
+    arrays = {k: params[k] for k in params}
+    loss = net.step(params, X, Y)
+    net.reset_state()
+    assert loss == net.step(packed, X, Y)                  # the same step on the packed parameters
+    for name, value in params.items():
+        assert value is arrays[name], f"{name} was replaced, not updated in place"
+        np.testing.assert_array_equal(value, packed[name], err_msg=name)
+    assert not np.array_equal(params["W1"], net.init(seed=0)["W1"])
 
 
 def test_softmax_cross_entropy_is_stable_at_extreme_logits():
@@ -151,15 +206,40 @@ def test_softmax_cross_entropy_is_stable_at_extreme_logits():
     np.testing.assert_array_equal(grads["b1"], [1.0, -1.0, 0.0])
 
 
-@pytest.mark.parametrize("activation", ["sigmoid", "softplus", "tanh", "swish", "gelu", "elu"])
-def test_activations_have_finite_values_and_gradients_at_plus_minus_1000(activation):
-    net = sn.Sequential([sn.Dense(1, 2, activation=activation), sn.Dense(2, 1)], loss="mse").compile()
-    params = net.init()
-    params["W1"][...] = [[1.0], [-1.0]]
-    params["b1"][...] = 0
-    X = np.array([[1000.0], [-1000.0]])
-    loss, grads = net.loss_and_grad(params, X, np.zeros((2, 1)))
-    assert np.isfinite(loss) and np.isfinite(grads.flat).all()
+# f(1000) and f(−1000) by the textbook definitions (e^-1000 underflows to 0; PReLU's γ starts at 0.25)
+AT_PLUS_MINUS_1000 = {"elu": (1000.0, -1.0), "gelu": (1000.0, 0.0), "hard_logistic": (1.0, 0.0),
+                      "hard_tanh": (1.0, -1.0), "identity": (1000.0, -1000.0), "leaky_relu": (1000.0, -10.0),
+                      "logistic": (1.0, 0.0), "prelu": (1000.0, -250.0), "relu": (1000.0, 0.0),
+                      "softplus": (1000.0, 0.0), "swish": (1000.0, 0.0), "tanh": (1.0, -1.0)}
+
+
+@pytest.mark.parametrize("chain", catalogue_chains(), ids="-".join)
+def test_activations_have_finite_values_and_gradients_at_plus_minus_1000(chain):
+    """The chain of :func:`catalogue_network` with weights that put every layer's inputs at exactly ±1000: layer l
+    gets z = ±(1000, −1000, 1000, …) and gives f(±1000); W_{l+1} = s·(±1)(1, −1, 0, …) with
+    s = 1000 / (f(1000) − f(−1000)) makes that ±1000 again.  A NaN or infinity from any f or f' reaches the loss
+    or the gradient, and the loss is exact only if every f(±1000) is."""
+    net = catalogue_network(chain)
+    params = net.init(seed=0)
+    signs = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    params["W1"][...] = np.outer(signs, [1.0, 0.0, 0.0, 0.0])
+    for number, name in enumerate(chain, start=1):
+        assert name in AT_PLUS_MINUS_1000, f"add {name}'s textbook f(1000), f(-1000) to AT_PLUS_MINUS_1000"
+        params[f"b{number}"][...] = 0
+        high, low = AT_PLUS_MINUS_1000[name]
+        params[f"W{number + 1}"][...] = np.outer(signs, [1.0, -1.0, 0, 0, 0, 0])[:len(params[f"b{number + 1}"])] * (
+            1000.0 / (high - low) if number < len(chain) else 1.0)
+    params[f"b{len(chain) + 1}"][...] = 0
+    X = np.array([[1000.0, 0, 0, 0], [-1000.0, 0, 0, 0]])
+    Y = np.array([[1.0, 0, 0], [1.0, 0, 0]])
+    loss, grads = net.loss_and_grad(params, X, Y)
+    for key, *_ in net.layout:
+        assert np.isfinite(grads[key]).all(), f"{key}: {grads[key]}"
+    high, low = AT_PLUS_MINUS_1000[chain[-1]]
+    logits = (high - low) * np.outer([1.0, -1.0], signs[:3])             # the output layer's (p − m)·(±signs)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = -np.mean(shifted[:, 0] - np.log(np.exp(shifted).sum(axis=1)))
+    assert loss == pytest.approx(expected, rel=1e-12), chain
 
 
 def test_binary_cross_entropy_logit_form_is_stable_and_exact():
@@ -221,14 +301,13 @@ def test_user_defined_activation_trains_end_to_end():
     net = sn.Sequential([sn.Dense(2, 8, activation=mish), sn.Dense(8, 1)], loss="mse").compile(
         optimizer=sn.optim.SGD(lr=0.1))
     params = net.init(seed=0)
-    X = rng.uniform(-1, 1, size=(64, 2))
+    X = np.random.default_rng(6).uniform(-1, 1, size=(64, 2))
     Y = (X[:, :1] * X[:, 1:])
-    _, grads = net.loss_and_grad(params, X, Y)
+    first, grads = net.loss_and_grad(params, X, Y)
     np.testing.assert_allclose(grads.flat, central_differences(net, params, X, Y), rtol=1e-5, atol=1e-9)
-    first = net.loss(params, X, Y)
     for _ in range(300):
         net.step(params, X, Y)
-    assert net.loss(params, X, Y) < 0.5 * first
+    assert net.loss_and_grad(params, X, Y)[0] < 0.5 * first
 
 
 def test_network_module_is_deterministic_across_processes(tmp_path):

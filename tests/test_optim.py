@@ -60,12 +60,18 @@ HYPER = {
 }
 
 
+def linear_network(name):
+    """The 3 → 2 linear layer with MSE of :func:`linear_gradient`, trained by optimizer ``name``.  Both step tests
+    below use it: one generated module per optimizer, compiled once per process (``net.step`` compiles
+    ``train_step``, ``sn.fit`` adds ``train_epoch``)."""
+    return sn.Sequential([sn.Dense(3, 2)], loss="mse").compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+
+
 @pytest.mark.parametrize("name", sorted(HYPER))
 def test_optimizer_matches_numpy_formulas(name):
     rng = np.random.default_rng(7)
     batches = [(rng.normal(size=(8, 3)), rng.normal(size=(8, 2))) for _ in range(STEPS)]
-    model = sn.Sequential([sn.Dense(3, 2)], loss="mse")
-    net = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    net = linear_network(name)
     params = net.init(seed=3)
     params["b1"][...] = rng.normal(size=2)
     expected = reference_run(name, HYPER[name], params.flat.copy(), batches)
@@ -102,9 +108,7 @@ def test_compiled_epoch_equals_the_same_steps_one_by_one(name):
     """fit runs whole epochs in the generated train_epoch; it must match net.step call by call, bit for bit."""
     rng = np.random.default_rng(11)
     X, Y = rng.normal(size=(30, 3)), rng.normal(size=(30, 2))
-    model = sn.Sequential([sn.Dense(3, 4, "tanh"), sn.Dense(4, 2)], loss="mse")
-    fitted = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
-    stepped = model.compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    fitted, stepped = linear_network(name), linear_network(name)        # one module, two optimizer states
     first, second = fitted.init(seed=1), stepped.init(seed=1)
     history = sn.fit(fitted, first, X, Y, epochs=3, batch_size=8, seed=4)
     batch = 30 if name == "GD" else 8                       # GD trains on the whole set as one batch

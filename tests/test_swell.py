@@ -7,7 +7,7 @@ import sympy as sp
 import symnet as sn
 
 from symnet.declare.parse import symbol
-from symnet.expression import logistic_map_swell
+from symnet.swell import logistic_map_swell
 
 x = symbol("x")
 
@@ -39,7 +39,7 @@ def test_reverse_mode_obeys_the_cheap_gradient_bound_while_naive_swells():
 
 
 def test_network_swell_layered_derivation_does_not_grow_with_width():
-    from symnet.expression import network_swell
+    from symnet.swell import network_swell
 
     data = sn.datasets.load("xor")
     rows = [network_swell(sn.Sequential([sn.Dense(2, width, "tanh"), sn.Dense(width, 1, "sigmoid")], loss="mse"),

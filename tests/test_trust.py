@@ -14,13 +14,13 @@ import pytest
 import sympy as sp
 
 import symnet as sn
-from symnet import simplify
+from symnet import files, simplify
 from symnet.compare import compare
 from symnet.declare.parse import MAX_DEPTH, parse_expression
 from symnet.differentiate import reverse_program
 from symnet.errors import ConfigurationError, ExpressionError, SymnetWarning
-from symnet.expression import LOGISTIC_MAP_MAX, logistic_map_swell
 from symnet.generate import modules
+from symnet.swell import LOGISTIC_MAP_MAX, logistic_map_swell
 
 PACKAGE = Path(sn.__file__).parent
 PLANTED = "import pathlib\npathlib.Path({marker!r}).write_text('ran')\n"
@@ -282,13 +282,13 @@ def test_no_writable_numba_cache_is_one_error(tmp_path, fresh_process, monkeypat
 def test_generated_files_follow_the_umask_and_stale_temporaries_are_removed(tmp_path):
     stale = tmp_path / "module.py.abc123.tmp"
     stale.write_text("half a module")
-    old = time.time() - 2 * modules.STALE_TEMPORARY_SECONDS
+    old = time.time() - 2 * files.STALE_TEMPORARY_SECONDS
     os.utime(stale, (old, old))
     fresh = tmp_path / "module.py.def456.tmp"    # another writer may still be busy with this one
     fresh.write_text("")
     mask = os.umask(0o027)
     try:
-        modules.write_atomic(tmp_path / "module.py", "x = 1\n")
+        files.write_atomic(tmp_path / "module.py", "x = 1\n")
     finally:
         os.umask(mask)
     assert (tmp_path / "module.py").stat().st_mode & 0o777 == 0o640

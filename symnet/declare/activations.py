@@ -7,16 +7,15 @@ expression in one free symbol is an activation too::
     mish = sn.Activation("mish", t * sp.tanh(sp.log(1 + sp.exp(t))))
 """
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-import math
-from collections.abc import Mapping
-
 import sympy as sp
 
+from symnet.calculus import local_derivative
 from symnet.declare.parse import as_expression, exact_number, is_name, parse_expression, symbol
-from symnet.differentiate import local_derivative
 from symnet.errors import ConfigurationError, DifferentiationError, ExpressionError, quoted
 
 t = symbol("t")
@@ -67,7 +66,7 @@ class Activation:
                                      f"got {type(self.variable).__name__}")
         if not isinstance(self.parameters, (Mapping, tuple, list)):
             raise ConfigurationError(f"activation {quoted(self.name)}: parameters must map symbols or names to "
-                                     f"numbers or trainable(initial), got {quoted(self.parameters)}")
+                                     f"numbers or sn.activations.trainable(initial), got {quoted(self.parameters)}")
         given = dict(self.parameters)
         for key in list(given):
             if isinstance(key, str):
@@ -132,11 +131,6 @@ class Activation:
             raise DifferentiationError(
                 f"activation {self.name!r} has derivative 0 almost everywhere, so gradient descent cannot "
                 "train through it; use a smooth activation such as 'sigmoid' (the perceptron rule is not gradient-based)")
-
-    def __call__(self, value, **parameters):
-        """f applied to a SymPy expression (trainable parameters replaced by ``name=value``)."""
-        replace = {s: parameters[s.name] for s in self.parameter_symbols if s.name in parameters}
-        return self.expr.xreplace({self.variable: value, **replace})
 
 
 CATALOGUE = {}

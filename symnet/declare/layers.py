@@ -18,9 +18,9 @@ import sympy as sp
 
 from symnet.declare import activations
 from symnet.errors import ConfigurationError, DifferentiationError, quoted
+from symnet.indexed import contract, index
 
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
-from symnet.indexed import contract, index
 
 n, i, j, k, p, q, r = (index(name) for name in "nijkpqr")
 N = sp.Symbol("N", integer=True, positive=True)       # batch size

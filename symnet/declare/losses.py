@@ -2,8 +2,8 @@
 
 Every loss is averaged over the batch: ``L = (1/N) Σ_n ℓ(o_n, y_n)``.  A loss
 has its declared (textbook) form and, where the textbook form overflows, a
-named rewrite that is equal to it (``tests/test_losses.py`` proves it) and is
-what symnet differentiates and evaluates.  The gradient ``∂ℓ/∂o[j]`` is
+named rewrite that is equal to it (``tests/test_rewrites.py`` checks both at
+the same points) and is what symnet differentiates and evaluates.  The gradient ``∂ℓ/∂o[j]`` is
 derived by SymPy from that form.
 """
 
@@ -15,7 +15,7 @@ import sympy as sp
 from symnet.declare.activations import sigmoid_expr
 from symnet.errors import ConfigurationError
 from symnet.indexed import contract, index
-from symnet.simplify import stable
+from symnet.rewrites import stable
 
 o = sp.IndexedBase("o", real=True)
 y = sp.IndexedBase("y", real=True)
@@ -38,7 +38,6 @@ class Loss:
     declared: sp.Expr
     evaluated: sp.Expr
     rewrite: str = ""
-    description: str = ""
 
     @property
     def uses_row_max(self):
@@ -61,22 +60,18 @@ class Loss:
 
 
 CATALOGUE = {
-    "mse": Loss("mse", over_classes((o[k] - y[k]) ** 2 / 2), over_classes((o[k] - y[k]) ** 2 / 2),
-                description="½ Σ_k (o_k − y_k)²"),
+    "mse": Loss("mse", over_classes((o[k] - y[k]) ** 2 / 2), over_classes((o[k] - y[k]) ** 2 / 2)),
     "binary_cross_entropy": Loss(
         "binary_cross_entropy",
         over_classes(-(y[k] * sp.log(sigmoid_expr(o[k])) + (1 - y[k]) * sp.log(1 - sigmoid_expr(o[k])))),
         over_classes(sp.log(1 + sp.exp(o[k])) - y[k] * o[k]),
-        rewrite="logit form: −[y log σ(o) + (1−y) log(1−σ(o))] = log(1 + e^o) − y·o",
-        description="−Σ_k [y_k log σ(o_k) + (1 − y_k) log(1 − σ(o_k))] on logits o"),
-    "cross_entropy": Loss("cross_entropy", over_classes(-y[k] * sp.log(o[k])), over_classes(-y[k] * sp.log(o[k])),
-                          description="−Σ_k y_k log o_k on probabilities o"),
+        rewrite="logit form: −[y log σ(o) + (1−y) log(1−σ(o))] = log(1 + e^o) − y·o"),
+    "cross_entropy": Loss("cross_entropy", over_classes(-y[k] * sp.log(o[k])), over_classes(-y[k] * sp.log(o[k]))),
     "softmax_cross_entropy": Loss(
         "softmax_cross_entropy",
         sp.log(over_classes(sp.exp(o[k]))) - over_classes(y[k] * o[k]),
         row_max + sp.log(over_classes(sp.exp(o[k] - row_max))) - over_classes(y[k] * o[k]),
-        rewrite="log-sum-exp shift: log Σ_k e^(o_k) = m + log Σ_k e^(o_k − m), m = max_k o_k",
-        description="−Σ_k y_k log softmax(o)_k on logits o, for targets with Σ_k y_k = 1"),
+        rewrite="log-sum-exp shift: log Σ_k e^(o_k) = m + log Σ_k e^(o_k − m), m = max_k o_k"),
 }
 
 

@@ -1,14 +1,14 @@
 """Elementary functions written out for generated network modules, so that LLVM can vectorise the loops.
 
-A loop that calls libm's ``exp`` or ``tanh`` runs one element at a time (about
-4 and 10–15 ns each here; Numba has no SVML on these machines).  The kernels
+A loop that calls libm's ``exp`` or ``tanh`` runs one element at a time (Numba
+has no SVML on these machines; timings in docs/performance.md).  The kernels
 below compute them in plain arithmetic that LLVM turns into AVX2 vector code,
 within 1 ulp of the exact value (tested against mpmath):
 
 * :data:`EXP`: e^y = 2^k · e^r with y = k ln 2 + r, |r| ≤ ln 2 / 2, e^r by its
   Taylor polynomial.  k is found by the round-to-integer trick (adding
   1.5·2^52) and 2^k is built from its bits, so no float ↔ int64 conversion —
-  which AVX2 lacks — is needed.  About 0.9 ns per value against 4.3 for libm.
+  which AVX2 lacks — is needed.
 * :data:`TANH`: a rational approximation near 0 and 1 − 2/(e^{2|x|} + 1)
   elsewhere (libm's tanh is 2 ulp).
 * :data:`EXP32` and :data:`TANH32`, the same in float32 arithmetic only (every

@@ -4,8 +4,8 @@ Every generated module is a real ``.py`` file (so ``inspect``, ``pdb`` and
 Numba's on-disk cache work on it) named ``<kind>_<hash>.py``, where the hash
 is a SHA-256 of everything the text depends on: the definition, the dtype,
 the symnet version and symnet's own source files.  Files are written
-atomically: a temporary file in the same folder, then ``os.replace``, so a
-second process compiling the same model never sees half a module.
+atomically (:func:`symnet.files.write_atomic`), so a second process
+compiling the same model never sees half a module.
 
 A file is never imported on the strength of its name.  :func:`load` imports
 a module only if its bytes are exactly the text symnet generates for that
@@ -32,18 +32,16 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
-import time
 import types
 import warnings
 from pathlib import Path
 
-from symnet import __version__
 from symnet.errors import ConfigurationError, SymnetWarning, quoted
+from symnet.files import write_atomic
+from symnet.version import __version__
 
 ENVIRONMENT_VARIABLE = "SYMNET_GENERATED_DIR"
 RECORD_VARIABLE = "SYMNET_RECORD_DIR"
-STALE_TEMPORARY_SECONDS = 60
 
 HEADER = '''"""{title}
 
@@ -128,38 +126,6 @@ def literal_text(text):
         else:
             out.append(repr(character)[1:-1] if len(repr(character)) > 3 else f"\\x{ord(character):02x}")
     return "".join(out)
-
-
-def _umask():
-    """The process's umask (read by setting and restoring it: the only portable way)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomic(path, data):
-    """Write ``data`` (text or bytes) to ``path`` via a temporary file in the same folder and a rename.
-
-    A reader never sees half a file; the file gets the permissions of a plain ``open`` under the user's umask
-    (``mkstemp`` alone would make it 0600, unreadable to the rest of a shared folder).  Temporary files that a
-    killed writer left behind (``<name>.*.tmp`` older than a minute) are removed.
-    """
-    path = Path(path)
-    for stale in path.parent.glob(f"{path.name}.*.tmp"):
-        try:
-            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
-                stale.unlink()
-        except OSError:
-            pass
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def load(kind, digest, make_text, directory=None):

@@ -26,36 +26,28 @@ from contextlib import contextmanager
 import sympy as sp
 
 from symnet.declare import layers as L
-from symnet.declare import losses
+from symnet.declare import losses, optimizers
 from symnet.declare.parse import exact_number
 from symnet.generate import kernels, modules
 from symnet.generate.printer import NumbaPrinter
 from symnet.indexed import terms
-from symnet.simplify import stable
-from symnet.train import optim as opt
+from symnet.rewrites import stable
 
 INDENT = "    "
 JIT = '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})'
-"""Every generated function's decorator. NumPy's error model: x/0 gives inf or nan (which the training loop
-detects) instead of raising, so LLVM can vectorise loops that divide. ``contract`` lets LLVM fuse a·b + c into
-one FMA instruction (one rounding instead of two; no other fast-math licence: NaN, inf and the order of sums are
-kept): tiny 11.9 → 10.1 µs, deep 262 → 244 µs per step (symnet bench, one process)."""
+"""Every generated function's decorator. NumPy's error model (x/0 gives inf or nan) lets LLVM vectorise loops that
+divide; ``contract`` allows FMA and no other fast-math licence (measurements: docs/performance.md)."""
 SMALL_PRODUCT = 64
 PARALLEL_MIN_WIDTH = 64
-"""With ``parallel``, a layer's activation loop runs over the batch on all cores (``numba.prange``) when the layer
-has at least this many units and its activation calls a transcendental function (tanh, exp, ...); cheaper loops
-lose more to starting threads than they gain. The optimizer update stays serial: on mnist a parallel update loop
-fought OpenBLAS's threads (1.5 → 8 ms per step), as the activation loops do too when BLAS runs threaded (see
-``Sequential.compile``)."""
+"""With ``parallel``, only layers this wide with a transcendental activation run their activation loop on all
+cores: cheaper loops lose more to starting threads than they gain (docs/performance.md)."""
 KERNEL_MIN_EXTENT = 8
-"""Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop then never runs,
-and the kernels' scalar code is slower than libm's exp (measured, 64 rows: width 5 sigmoid 2.2 µs with the kernel,
-1.8 with libm; width 10: 1.7 and 3.1)."""
+"""Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop never runs there,
+and the kernels' scalar code is slower than libm (docs/performance.md)."""
 VIEW = "np.lib.stride_tricks.as_strided"
-"""How a function without BLAS calls sees a flat array as a matrix: a view with the strides written in the code.
-Numba's reshape calls a run-time helper and np.empty allocates, each about 30–60 ns, several per step: xor's step
-in train_epoch went from 0.94 to 0.50 µs when both were replaced (medians in one process, Intel Xeon). Functions
-that call ``np.dot`` use ``reshape``: Numba's dot needs C-ordered arrays, and there the BLAS call dominates."""
+"""How a function without BLAS calls sees a flat array as a matrix: a view with the strides written in the code,
+cheaper than Numba's reshape (docs/performance.md). Functions that call ``np.dot`` use ``reshape``: the BLAS call
+dominates there."""
 CHEAP_FUNCTIONS = (sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise)
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
 
@@ -203,9 +195,8 @@ class NetworkModule:
     def _loops(self, w, term_list, target, target_indices, accumulate=False):
         """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors.
 
-        A single sum over the batch index (∂L/∂b = Σ_n δ[n, p], small ∂L/∂W) puts the batch loop outside, so rows
-        are read in memory order (mnist's Σ_n δ[n, p]: 73 → 5 µs); every cell still adds its terms in batch order
-        from 0, so the bits are those of the cell-by-cell sum."""
+        A single sum over the batch index (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in
+        memory order (docs/performance.md); each cell still adds in batch order from 0: the same bits."""
         all_factors = [f for t in term_list for f in t.factors]
         cell = f"{target}[{', '.join(map(str, target_indices))}]"
         ranges = [(idx, self._size(idx, all_factors)) for idx in target_indices]
@@ -226,7 +217,7 @@ class NetworkModule:
 
     def _small(self, term):
         """True when the fixed (non-batch) extents of a product multiply to at most SMALL_PRODUCT: plain loops
-        then beat a BLAS call, whose overhead is about a microsecond (measured: symnet bench, xor and tiny)."""
+        then beat a BLAS call's overhead (docs/performance.md)."""
         extents = {index: self._size(index, term.factors) for f in term.factors for index in f.indices}
         fixed = 1
         for extent in extents.values():
@@ -704,16 +695,16 @@ class NetworkModule:
 
     def _step_tail(self):
         """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: ``work`` (the arrays of
-        :meth:`~symnet.train.optim.Optimizer.buffer_names`, one after another) and ``scalars`` (float64: t, then the
-        hyper-parameters), as :class:`~symnet.network.CompiledNetwork` holds them."""
+        :meth:`~symnet.declare.optimizers.Optimizer.buffer_names`, one after another) and ``scalars`` (float64: t,
+        then the hyper-parameters), as :class:`~symnet.network.CompiledNetwork` holds them."""
         return ["work", "scalars"]
 
     def optimizer_step(self, w):
         optimizer = self.optimizer
         rule = optimizer.rule()
         name = type(optimizer).__name__
-        elementwise = (opt.theta, opt.g, *optimizer.state)
-        scalars = set(optimizer.hyperparameters) | {opt.t}
+        elementwise = (optimizers.theta, optimizers.g, *optimizer.state)
+        scalars = set(optimizer.hyperparameters) | {optimizers.t}
         hoisted = {}
         rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in rule]
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
@@ -745,8 +736,8 @@ class NetworkModule:
                 w(f"{symbol} = {printer.doprint(expr)}")
             w(f"# {name}: " + "; ".join(f"{target} ← {expr}" for target, expr in optimizer.rule()))
             with w.loops(("k", "theta.shape[0]")):
-                w(f"{local[opt.g]} = gradient[k]")
-                for symbol in (opt.theta, *optimizer.state):
+                w(f"{local[optimizers.g]} = gradient[k]")
+                for symbol in (optimizers.theta, *optimizer.state):
                     w(f"{local[symbol]} = {symbol.name}[k]")
                 for target, expr in rule:
                     w(f"{local[target]} = {printer.doprint(expr)}")

@@ -21,6 +21,7 @@ import unicodedata
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from symnet.errors import ConfigurationError
 from symnet.generate.kernels import kernel_name
 
 DTYPES = ("float64", "float32")
@@ -32,8 +33,6 @@ _EXPANDED_POWER_MAX = 4
 
 def check_dtype(dtype):
     """Return ``dtype`` as one of :data:`DTYPES`, or raise a clear error."""
-    from symnet.errors import ConfigurationError
-
     name = getattr(dtype, "__name__", None) or str(dtype)
     name = {"float": "float64", "double": "float64", "single": "float32"}.get(name, name)
     if name not in DTYPES:

@@ -1,6 +1,6 @@
 """Checkpoints: parameters, optimizer state and training metadata in one ``.npz`` file.
 
-Written atomically (:func:`symnet.generate.modules.write_atomic`), read with ``allow_pickle=False``: loading
+Written atomically (:func:`symnet.files.write_atomic`), read with ``allow_pickle=False``: loading
 never runs anything the file holds.  Arrays are stored under ``param/<name>`` and ``state/<name>``; everything
 else (the model's architecture hash, the epoch, the seed, the training settings, the history) is one JSON text
 under ``meta``.  A file that is not a usable checkpoint (damaged, truncated, holding Python objects, garbled
@@ -10,7 +10,6 @@ metadata, non-finite numbers) and a model with another architecture are refused 
 import hashlib
 import io
 import json
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from symnet import __version__
+from symnet.declare.optimizers import STEP
 from symnet.errors import ConfigurationError, NonFiniteError, quoted
-from symnet.generate.modules import write_atomic
-from symnet.train.optim import STEP
+from symnet.files import writable_folder, write_atomic
+from symnet.version import __version__
 
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")   # a zip archive with members, an empty one
 SCALAR_TYPES = (str, int, float, bool, type(None))
@@ -47,8 +46,9 @@ class Checkpoint:
 def check_path(path):
     """``path`` as a :class:`~pathlib.Path` if a checkpoint can be written there, else a clear error.
 
-    It must end in ``.npz``, must not be a folder, and its nearest existing ancestor must be a writable folder
-    (missing folders are made when saving).  Nothing is created here, so a run can check before it trains.
+    It must end in ``.npz``, must not be a folder, and its folder must exist or be possible to make, and take
+    files (:func:`symnet.files.writable_folder`; missing folders are made when saving).  Nothing is created here,
+    so a run can check before it trains.
     """
     path = Path(path)
     if path.suffix != ".npz":
@@ -56,15 +56,7 @@ def check_path(path):
     if path.is_dir():
         raise ConfigurationError(f"checkpoint path {str(path)!r} is a folder; give a file in it, "
                                  f"e.g. {str(path / 'checkpoint.npz')!r}")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigurationError(f"cannot write checkpoint {str(path)!r}: {str(folder)!r} is a file, "
-                                 "not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigurationError(f"cannot write checkpoint {str(path)!r}: no permission to write in "
-                                 f"{str(folder)!r}")
+    writable_folder(path.parent, "checkpoint folder")
     return path
 
 
