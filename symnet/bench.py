@@ -10,6 +10,7 @@ checks that every implementation computes the same update.
 """
 
 import importlib.util
+import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from symnet.declare.optimizers import SGD
 
 LEARNING_RATE = 0.01
 PAUSE = 0.3
+ROUNDS = 5
 """Idle seconds before each timing, so no worker thread of the implementation timed before still spins."""
 
 
@@ -384,14 +386,15 @@ def _pytensor_run(config, weights, X, Y, reference_loss):
     return lambda: step(X, Y)
 
 
-def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
+def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds=ROUNDS):
     """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
     ``train_epoch`` call, and with ``parallel=True``), of the NumPy and Numba references, of the peers and of the
     step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
-    temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it."""
+    temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it. ``rounds=1``
+    is a smoke run: one round, no idle pauses, short budgets (rough numbers)."""
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="symnet-bench-") as fresh:
-            return bench_config(config, peers, fresh, epoch_seconds)
+            return bench_config(config, peers, fresh, epoch_seconds, rounds)
     began = time.perf_counter()
     net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
     params = net.init(seed=0)
@@ -420,7 +423,8 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
         timed["symnet_parallel"] = lambda: parallel.module.train_step(flat, X, Y, *parallel_arguments)
     peers = peer_steps(config, start, X, Y, net.loss(start, X, Y)) if peers else {}
     timed.update({peer: step for peer, step in peers.items() if callable(step)})
-    micro = {name: seconds * 1e6 for name, seconds in interleaved_medians(timed, pause=PAUSE).items()}
+    timing = dict(rounds=rounds, pause=PAUSE) if rounds > 1 else dict(rounds=1, budget=0.01)
+    micro = {name: seconds * 1e6 for name, seconds in interleaved_medians(timed, **timing).items()}
     row.update({name: micro[name] for name in ("symnet", "symnet_net_step", "numpy", "numba")})
     row["symnet_parallel"] = micro.get("symnet_parallel", row["symnet"])
     row["blas_floor"] = sum(value for name, value in micro.items() if name.startswith("blas "))
@@ -434,9 +438,25 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01):
     return row
 
 
-def run(names=None, peers=False, directory=None):
+def run(names=None, peers=False, directory=None, rounds=ROUNDS):
     """The benchmark table: ``{"rows": [one row per config (:func:`bench_config`)]}``."""
     unknown = [name for name in names or () if name not in CONFIGS]
     if unknown:
         raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
-    return {"rows": [bench_config(CONFIGS[name], peers, directory) for name in names or CONFIGS]}
+    return {"rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds) for name in names or CONFIGS]}
+
+
+def processor():
+    """The CPU's model name and widest vector extension (``/proc/cpuinfo`` on Linux), else what :mod:`platform`
+    knows: numbers from different CPUs differ by 30 % and more on some rows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            fields = dict(line.partition(":")[::2] for line in cpuinfo.read().split("\n\n")[0].splitlines())
+    except OSError:
+        fields = {}
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    vector = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags), None)
+    return fields["model name"] + (f" with {vector}" if vector else "")

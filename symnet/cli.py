@@ -156,6 +156,8 @@ def build_parser():
                      "symnet bench --configs xor,digits --peers")
     bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist (default: all)")
     bench.add_argument("--peers", action="store_true", help="also time PyTorch, JAX and PyTensor where installed")
+    bench.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5); 1 is a quick "
+                       "smoke run without idle pauses, its numbers rough")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(run=_bench)
 
@@ -300,9 +302,10 @@ def _bench(args):
         if not names:
             raise SymnetError(f"--configs {quoted(args.configs)} names no config; expected comma-separated names "
                               f"from {', '.join(bench.CONFIGS)} (or leave --configs out for all)")
-    result = bench.run(names, peers=args.peers)
-    result["machine"] = {"python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-                         "cpus": os.cpu_count()}
+    if args.rounds < 1:
+        raise SymnetError(f"--rounds must be at least 1, got {args.rounds}")
+    result = bench.run(names, peers=args.peers, rounds=args.rounds)
+    result["machine"] = {"python": platform.python_version(), "processor": bench.processor(), "cpus": os.cpu_count()}
     if args.json:
         _print_json(result)
         return 0
@@ -324,8 +327,10 @@ def _bench(args):
     print("\nnet.step µs: the call users make (checks included); in epoch: per step inside one train_epoch call "
           "(what sn.fit runs); raw step: the generated train_step called directly. Ratios use net.step. BLAS "
           "floor: the step's matrix products alone, each timed as a NumPy product. parallel=True: the module with "
-          "prange activation loops (the same as raw step where it has none). Times are medians over 5 interleaved rounds. Cold start: generating the "
-          "module and Numba compiling it; warm: a new process finding it cached (after imports).")
+          "prange activation loops (the same as raw step where it has none). Times are medians over "
+          f"{args.rounds} interleaved rounds. Cold start: generating the module and Numba compiling it; warm: a new "
+          f"process finding it cached (after imports). Machine: {result['machine']['processor']}, "
+          f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}.")
     absent = sorted({f"{peer}: {value}" for row in result["rows"] for peer, value in row.get("peers", {}).items()
                      if not isinstance(value, float)})
     if absent:

@@ -37,7 +37,7 @@ def test_generated_step_and_hand_written_references_agree(name):
 
 
 def test_cli_bench_json(capsys):
-    assert main(["bench", "--configs", "xor", "--json"]) == 0
+    assert main(["bench", "--configs", "xor", "--rounds", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     (row,) = result["rows"]
     config = bench.CONFIGS["xor"]
@@ -57,6 +57,7 @@ def test_cli_bench_json(capsys):
     assert "peers" not in row and "best_peer_over_symnet" not in row        # only with --peers
     assert row["max_disagreement"] < 1e-14
     assert main(["bench", "--configs", "nosuch"]) == 2
+    assert main(["bench", "--configs", "xor", "--rounds", "0"]) == 2
 
 
 @pytest.mark.parametrize("peer, module", [("jax", "jax"), ("torch", "torch"), ("pytensor", "pytensor")])
