@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import sympy as sp
 
+from symnet.declare import layers as L
 from symnet.declare import losses
 from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor
 from symnet.declare.parse import exact_number
@@ -179,31 +180,123 @@ class Sequential:
         return self._fprime_forms[position]
 
     def latex(self):
-        """The back-propagation equations with each layer's derived f' and the loss gradient."""
-        count = len(self.layers)
-        lines = [r"z^{(l)} = W^{(l)} a^{(l-1)} + b^{(l)}, \quad a^{(l)} = f_l\left(z^{(l)}\right), \quad a^{(0)} = x",
-                 rf"\delta^{{({count})}} = \nabla_{{a^{{({count})}}}} \ell \odot f_{count}'\left(z^{{({count})}}\right)",
-                 r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T} \delta^{(l+1)} \odot f_l'\left(z^{(l)}\right)",
-                 r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n \left(a^{(l-1)}_n\right)^{T}"
-                 + (r" + \lambda W^{(l)}" if self.weight_decay else ""),
-                 r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{N}\sum_{n} \delta^{(l)}_n"]
-        t = sp.Symbol("t", real=True)
+        """What symnet derived for this model, one LaTeX equation per line, in index notation with the names of
+        the generated code (the input X; layer l's z_l, a_l, its parameters W_l, b_l, …, and δ_l = ∂L/∂z_l).
+
+        Forward: each layer's declared map and its activation; the loss.  Backward, from the loss down: δ of the
+        last layer, then per layer the gradient of each parameter and the δ of the layer below, each the
+        vector-Jacobian product SymPy derived from the layer's map (the expressions the generated code
+        evaluates), times f' of the layer below in the form the code uses."""
+        lines = []
         for number, layer in enumerate(self.layers, start=1):
-            f = layer.activation
-            lines.append(rf"f_{number}(t) = {latex(f.expr.xreplace({f.variable: t}))}, \quad "
-                         rf"f_{number}'(t) = {latex(f.derivative.xreplace({f.variable: t}))}")
-            for symbol, derivative in f.parameter_derivatives.items():
-                lines.append(rf"\frac{{\partial f_{number}}}{{\partial {latex(symbol)}}} = "
-                             rf"{latex(derivative.xreplace({f.variable: t}))}, \quad "
-                             rf"\frac{{\partial L}}{{\partial {latex(symbol)}^{{({number})}}}} = \sum_n "
-                             rf"\frac{{\partial L}}{{\partial a^{{({number})}}_n}} \odot "
-                             rf"\frac{{\partial f_{number}}}{{\partial {latex(symbol)}}}\left(z^{{({number})}}_n\right)")
-            kind, form = self.fprime_form(number - 1)
-            if kind == "output":
-                lines.append(rf"f_{number}' = {latex(form)} \text{{ with }} a = f_{number}(t)")
-        lines.append(rf"\ell = {latex(self.loss.declared)}, \quad "
-                     rf"\frac{{\partial \ell}}{{\partial o_j}} = {latex(self.loss.gradient)}")
+            lines += self._latex_forward(layer, number)
+        count = len(self.layers)
+        last = self.layers[-1]
+        rows = {losses.o: sp.IndexedBase(f"a{count}", real=True), losses.y: sp.IndexedBase("Y", real=True)}
+
+        def per_row(expr):
+            return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in rows,
+                                lambda e: rows[e.base][L.n, e.indices[0]]).xreplace({losses.K: last.n_out})
+
+        decay = (rf" + \frac{{\lambda}}{{2}} \sum_{{l}} \lVert W_{{l}} \rVert^{{2}}, \quad \lambda = "
+                 rf"{latex(exact_number(self.weight_decay))}" if self.weight_decay else "")
+        lines.append(rf"L = \frac{{1}}{{N}} \sum_{{n=0}}^{{N - 1}} \ell_{{n}}{decay}, \quad "
+                     rf"\ell_{{n}} = {latex(per_row(self.loss.declared))}")
+        upstream = per_row(self.loss.gradient).xreplace({losses.j: L.i})
+        row_max = (rf", \quad m = \max_{{k}} {latex(rows[losses.o][L.n, L.k])}" if self.loss.uses_row_max else "")
+        lines.append(rf"{latex(self._latex_delta(count)[L.n, L.i])} = \frac{{1}}{{N}} \left({latex(upstream)}\right)"
+                     + self._latex_fprime(count, L.n, L.i) + row_max)
+        for number in range(count, 0, -1):
+            lines += self._latex_backward(self.layers[number - 1], number)
         return "\n".join(lines)
+
+    def _latex_names(self, layer, number):
+        """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, output and δ, and
+        the sizes I, J, K as numbers."""
+        names = {L.a: sp.IndexedBase("X" if number == 1 else f"a{number - 1}", real=True),
+                 L.delta: self._latex_delta(number), L.I_SIZE: layer.n_out, L.J_SIZE: layer.n_in}
+        names.update({base: sp.IndexedBase(f"{base}{number}", real=True) for base, _ in layer.parameters})
+        if layer.noise is not None:
+            names[layer.noise] = sp.IndexedBase(f"{layer.noise}{number}", real=True)
+        if getattr(layer, "output", None) is not None:
+            names[layer.output] = sp.IndexedBase(f"a{number}", real=True)
+        if len(layer.output_indices) == 3:
+            names[L.K_SIZE] = layer.pieces
+        return names
+
+    @staticmethod
+    def _latex_delta(number):
+        return sp.IndexedBase(rf"\delta_{{{number}}}", real=True)
+
+    def _latex_activation(self, layer, number, row, column):
+        """Layer ``number``'s activation at z[row, column], its parameters named as in the generated code."""
+        f = layer.activation
+        at = {f.variable: sp.IndexedBase(f"z{number}", real=True)[row, column]}
+        at.update({symbol: sp.IndexedBase(f"{symbol.name}{number}", real=True)[0 if spec.shared else column]
+                   for symbol, spec in f.parameters})
+        return f, at
+
+    def _latex_forward(self, layer, number):
+        names = self._latex_names(layer, number)
+        output = sp.IndexedBase(f"a{number}", real=True)[L.n, L.i]
+        declared = latex(layer.forward_map.xreplace(names))
+        if getattr(layer, "output", None) is not None:            # the map is the output (Softmax)
+            return [rf"{latex(output)} = {declared}"]
+        z = sp.IndexedBase(f"z{number}", real=True)
+        lines = [rf"{latex(z[layer.output_indices])} = {declared}"]
+        if layer.noise is not None:
+            mask = latex(names[layer.noise][L.n, L.i])
+            lines.append(rf"{mask} = \frac{{1}}{{1 - p}} \text{{ with probability }} 1 - p \text{{, else }} 0 "
+                         rf"\text{{ (in training; 1 otherwise)}}, \quad p = {latex(exact_number(layer.p))}")
+        if len(layer.output_indices) == 3:
+            lines.append(rf"{latex(output)} = \max_{{k}} {latex(z[L.n, L.i, L.k])}")
+            return lines
+        f, at = self._latex_activation(layer, number, L.n, L.i)
+        lines.append(rf"{latex(output)} = {latex(f.expr.xreplace(at))}")
+        return lines
+
+    def _latex_fprime(self, number, row, column):
+        """`` · f'`` of layer ``number`` at [row, column] in the form the generated code evaluates ('' when f' = 1)."""
+        kind, form = self.fprime_form(number - 1)
+        if kind == "one":
+            return ""
+        layer = self.layers[number - 1]
+        f, at = self._latex_activation(layer, number, row, column)
+        if kind == "output":
+            at[A_SCALAR] = sp.IndexedBase(f"a{number}", real=True)[row, column]
+        return rf" \cdot \left({latex(form.xreplace(at))}\right)"
+
+    def _latex_backward(self, layer, number):
+        names = self._latex_names(layer, number)
+        lines = []
+        if len(layer.output_indices) == 3:                        # Maxout: δ reaches the winning piece only
+            routed = sp.IndexedBase(rf"\bar{{z}}_{{{number}}}", real=True)
+            winner = latex(sp.IndexedBase(f"z{number}", real=True)[L.n, L.i, L.k])
+            lines.append(rf"{latex(routed[L.n, L.i, L.k])} = {latex(names[L.delta][L.n, L.i])} "
+                         rf"\left[k = \operatorname{{argmax}}_{{k}} {winner}\right]")
+            names[L.delta] = routed
+        vjps = layer.vjps()
+        for base, shape in layer.parameter_shapes.items():
+            indices, expr = vjps[base]
+            parameter = names[base][indices]
+            decay = (rf" + \lambda {latex(parameter)}" if self.weight_decay and len(shape) >= 2 else "")
+            lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = "
+                         rf"{latex(expr.xreplace(names))}{decay}")
+        f = layer.activation
+        for symbol, spec in f.parameters:
+            column = sp.Integer(0) if spec.shared else L.i
+            parameter = sp.IndexedBase(f"{symbol.name}{number}", real=True)[column]
+            _, at = self._latex_activation(layer, number, L.n, L.i)
+            summed = (L.n, L.i) if spec.shared else (L.n,)
+            upstream = rf"\frac{{\partial L}}{{\partial {latex(sp.IndexedBase(f'a{number}', real=True)[L.n, L.i])}}}"
+            lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = \sum_{{{', '.join(map(str, summed))}}} "
+                         rf"{upstream} \left({latex(f.parameter_derivatives[symbol].xreplace(at))}\right)")
+        if number > 1:
+            indices, expr = vjps[L.a]
+            below, fprime = self._latex_delta(number - 1)[indices], self._latex_fprime(number - 1, *indices)
+            vjp = latex(expr.xreplace(names))
+            lines.append(rf"{latex(below)} = " + (rf"\left({vjp}\right){fprime}" if fprime else vjp))
+        return lines
 
     def compile(self, optimizer=None, dtype="float64", directory=None, parallel=False):
         """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`.

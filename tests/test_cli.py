@@ -59,12 +59,17 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
 def test_latex_prints_the_model_equations(capsys, tmp_path):
     status, out, _ = run(capsys, "latex", "digits", "--summary")
     assert status == 0 and "Network 64-32-10" in out
-    assert r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T}" in out and "f_1' = - a^{2} + a" in out
+    # the δ recursion through the derived VJP of Dense, with σ' = a(1 − a) in the form the code evaluates
+    assert (r"{\delta_{1}}_{r,q} = \left(\sum_{i=0}^{9} {W_{2}}_{i,q} {\delta_{2}}_{r,i}\right) \cdot "
+            r"\left(- {a_{1}}_{r,q}^{2} + {a_{1}}_{r,q}\right)") in out.splitlines()
     source = tmp_path / "model.py"
     source.write_text("import symnet as sn\nmodel = sn.Sequential([sn.Dense(2, 3, sn.activations.prelu()), "
                       "sn.Dense(3, 1)], loss='mse')\n")
     status, out, _ = run(capsys, "latex", str(source))
-    assert status == 0 and r"\frac{\partial f_1}{\partial \gamma}" in out
+    # PReLU's ∂f/∂γ: 0 for z > 0, else z (a user model file goes through the same derivation)
+    assert status == 0 and (r"\frac{\partial L}{\partial {\gamma_{1}}_{i}} = \sum_{n} \frac{\partial L}{\partial "
+                            r"{a_{1}}_{n,i}} \left(\begin{cases} 0 & \text{for}\: {z_{1}}_{n,i} > 0 \\{z_{1}}_{n,i} & "
+                            r"\text{otherwise} \end{cases}\right)") in out.splitlines()
     status, _, err = run(capsys, "latex", "nosuch")
     assert status == 2 and "unknown model" in err
 
@@ -74,7 +79,7 @@ def test_report_writes_markdown_with_formulas_swell_module_and_training(capsys, 
     status, out, _ = run(capsys, "report", "xor", "--train", "--epochs", "50", "--out", str(tmp_path))
     assert status == 0
     text = (tmp_path / "xor.md").read_text()
-    for part in ("# xor: 2-2-1", "$$\\delta^{(l)}", "f'(t) = H\\left(t\\right)", "| network | samples |",
+    for part in ("# xor: 2-2-1", "$${\\delta_{1}}_{r,q} = ", "f'(t) = H\\left(t\\right)", "| network | samples |",
                  "## Generated module", "def loss_and_gradient", "| epochs | train loss |", "![training curves]"):
         assert part in text, part
     assert (tmp_path / "training.png").exists() and (tmp_path / "activation_relu.png").exists()

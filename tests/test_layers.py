@@ -81,7 +81,10 @@ def test_trainable_activation_parameters_are_initialised_learned_and_reported():
     net.step(params, X, Y)
     np.testing.assert_allclose(params["beta2"], before - 0.1 * grads["beta2"], rtol=1e-15, atol=0)   # FMA or not
     assert "trainable gamma1 (per neuron, starts at 0.2)" in model.summary()
-    assert r"\frac{\partial f_2}{\partial \beta}" in model.latex()
+    # ∂/∂β of z σ(βz) is z² e^(−βz) / (1 + e^(−βz))², summed over the batch against ∂L/∂a (written by hand)
+    assert (r"\frac{\partial L}{\partial {\beta_{2}}_{i}} = \sum_{n} \frac{\partial L}{\partial {a_{2}}_{n,i}} "
+            r"\left(\frac{e^{- {\beta_{2}}_{i} {z_{2}}_{n,i}} {z_{2}}_{n,i}^{2}}{\left(1 + e^{- {\beta_{2}}_{i} "
+            r"{z_{2}}_{n,i}}\right)^{2}}\right)") in model.latex().splitlines()
 
 
 def test_fixed_activation_parameters_are_substituted():

@@ -13,6 +13,7 @@ import sympy as sp
 import symnet as sn
 from tests.references import generated_texts
 from symnet.declare import activations
+from symnet.declare import layers as L
 from symnet.network import Parameters
 
 
@@ -318,11 +319,40 @@ def test_network_module_is_deterministic_across_processes(tmp_path):
     assert "# grad_W2[p, q] = Sum(a[n, q]*delta[n, p], (n, 0, N - 1))" in texts[0]
 
 
-def test_latex_shows_backprop_equations_and_derived_derivatives():
-    text = sn.Sequential([sn.Dense(4, 3, activation="sigmoid"), sn.Dense(3, 2)], loss="softmax_cross_entropy").latex()
-    assert r"\delta^{(l)} = \left(W^{(l+1)}\right)^{T} \delta^{(l+1)} \odot f_l'" in text
-    assert "f_1' = - a^{2} + a" in text
-    assert r"\frac{\partial \ell}{\partial o_j}" in text
+def test_latex_prints_each_layers_map_and_derived_vjps():
+    lines = sn.Sequential([sn.Dense(4, 3, activation="sigmoid"), sn.Dense(3, 2)], loss="softmax_cross_entropy",
+                          weight_decay=0.1).latex().splitlines()
+    # written by hand: Dense's map, σ, softmax cross-entropy's gradient, the δ recursion with σ' = a(1 − a), and
+    # ∂L/∂W = Σ_n δ a + λW, in the generated code's names
+    expected = [r"{z_{1}}_{n,i} = {b_{1}}_{i} + \sum_{j=0}^{3} {W_{1}}_{i,j} {X}_{n,j}",
+                r"{a_{1}}_{n,i} = \frac{1}{1 + e^{- {z_{1}}_{n,i}}}",
+                r"{\delta_{2}}_{n,i} = \frac{1}{N} \left(\frac{e^{- m + {a_{2}}_{n,i}}}{\sum_{k=0}^{1} e^{- m + "
+                r"{a_{2}}_{n,k}}} - {Y}_{n,i}\right), \quad m = \max_{k} {a_{2}}_{n,k}",
+                r"{\delta_{1}}_{r,q} = \left(\sum_{i=0}^{1} {W_{2}}_{i,q} {\delta_{2}}_{r,i}\right) \cdot "
+                r"\left(- {a_{1}}_{r,q}^{2} + {a_{1}}_{r,q}\right)",
+                r"\frac{\partial L}{\partial {W_{1}}_{p,q}} = \sum_{n=0}^{N - 1} {X}_{n,q} {\delta_{1}}_{n,p} + "
+                r"\lambda {W_{1}}_{p,q}",
+                r"\frac{\partial L}{\partial {b_{1}}_{p}} = \sum_{n=0}^{N - 1} {\delta_{1}}_{n,p}"]
+    for line in expected:
+        assert line in lines, line
+
+
+def test_latex_of_maxout_and_a_residual_layer_routes_and_keeps_the_identity_term():
+    W, b = sp.IndexedBase("W", real=True), sp.IndexedBase("b", real=True)
+
+    class Residual(sn.Layer):
+        forward_map = sp.Sum(W[L.i, L.j] * L.a[L.n, L.j], (L.j, 0, L.J_SIZE - 1)) + b[L.i] + L.a[L.n, L.i]
+        parameter_shapes = {W: ("out", "in"), b: ("out",)}
+
+    lines = sn.Sequential([sn.Maxout(3, 3, pieces=2), Residual(3, 3, "tanh"), sn.Dense(3, 1)]).latex().splitlines()
+    assert r"{a_{1}}_{n,i} = \max_{k} {z_{1}}_{n,i,k}" in lines
+    # δ below a residual layer: the identity's δ plus Wᵀδ (no f' for Maxout's identity activation) ...
+    assert r"{\delta_{1}}_{r,q} = {\delta_{2}}_{r,q} + \sum_{i=0}^{2} {W_{2}}_{i,q} {\delta_{2}}_{r,i}" in lines
+    # ... which reaches only the winning piece of the Maxout
+    assert (r"{\bar{z}_{1}}_{n,i,k} = {\delta_{1}}_{n,i} \left[k = \operatorname{argmax}_{k} {z_{1}}_{n,i,k}\right]"
+            in lines)
+    assert r"\frac{\partial L}{\partial {b_{1}}_{p,q}} = \sum_{n=0}^{N - 1} {\bar{z}_{1}}_{n,p,q}" in lines
+    assert not any("W^{(l+1)}" in line for line in lines)
 
 
 def test_initialisation_follows_the_documented_formulas():
