@@ -17,7 +17,7 @@ import sympy as sp
 
 from symnet.declare import layers as L
 from symnet.declare import losses
-from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor
+from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor, parameter_layout
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
@@ -326,13 +326,8 @@ class CompiledNetwork:
 
     def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
-        layout, offset = [], 0
-        for number, layer in enumerate(model.layers, start=1):
-            for base, shape in layer.parameters:
-                size = int(np.prod(shape))
-                layout.append((f"{base}{number}", offset, offset + size, shape))
-                offset += size
-        self.layout, self.size = tuple(layout), offset
+        self.layout = parameter_layout(model.layers)
+        self.size = self.layout[-1][2] if self.layout else 0
         self.digest = modules.content_hash("network", model.definition(),
                                            optimizer.definition() if optimizer else "", dtype, f"parallel={parallel}")
         self.module, self.path, self.written = modules.load(

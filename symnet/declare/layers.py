@@ -12,6 +12,7 @@ parameters.  For ``Dense`` this gives ``Σ_n δ[n,p] a[n,q]``,
 ``Σ_n δ[n,p]`` and ``Σ_i W[i,q] δ[r,i]``.
 """
 
+import math
 from functools import lru_cache
 
 import sympy as sp
@@ -230,3 +231,17 @@ def _derived_vjps(forward_map, parameters, output_indices):
         total = sp.Sum(delta[output_indices] * sp.diff(forward_map, base[indices]), *limits)
         result[base] = (indices, contract(total))
     return result
+
+
+def parameter_layout(layers):
+    """``((name, start, stop, shape), …)``: every parameter of ``layers``, named by its base and layer number
+    (``W1``, ``b1``, ``gamma2``), and its slice of the flat parameter vector, in storage order. The one layout
+    that the compiled network, its :class:`~symnet.network.Parameters`, the generated code (views, weight decay)
+    and checkpoints share."""
+    layout, offset = [], 0
+    for number, layer in enumerate(layers, start=1):
+        for base, shape in layer.parameters:
+            size = math.prod(shape)
+            layout.append((f"{base}{number}", offset, offset + size, shape))
+            offset += size
+    return tuple(layout)

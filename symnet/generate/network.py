@@ -153,6 +153,7 @@ class NetworkModule:
     def __init__(self, model, optimizer, dtype, digest, parallel):
         self.model, self.optimizer, self.dtype, self.digest = model, optimizer, dtype, digest
         self.parallel = parallel
+        self.layout = L.parameter_layout(model.layers)
         # scratch cells per batch row: of the function being written, and of _loss_and_gradient
         self.scratch_width = self.gradient_width = 0
         self.views_pending, self.uses_blas = [], False   # of the function being written
@@ -284,21 +285,9 @@ class NetworkModule:
 
     # --- blocks -----------------------------------------------------------------
 
-    def spans(self):
-        """``(number, layer, base, shape, start, stop)`` of every parameter in the flat vector."""
-        offset = 0
-        for number, layer in enumerate(self.model.layers, start=1):
-            for base, shape in layer.parameters:
-                size = 1
-                for extent in shape:
-                    size *= extent
-                yield number, layer, base, shape, offset, offset + size
-                offset += size
-
     def views(self, w, source="theta"):
-        for number, _, base, shape, start, stop in self.spans():
-            name = f"{base}{number}" if source == "theta" else f"grad_{base}{number}"
-            self.view(w, name, f"{source}[{start}:{stop}]", shape)
+        for name, start, stop, shape in self.layout:
+            self.view(w, name if source == "theta" else f"grad_{name}", f"{source}[{start}:{stop}]", shape)
 
     def forward(self, w, store_fprime):
         for number, layer in enumerate(self.model.layers, start=1):
@@ -612,16 +601,16 @@ class NetworkModule:
 
     def _weight_names(self):
         """Parameters of rank ≥ 2 (the weights; biases and activation parameters are not decayed)."""
-        return [f"{base}{number}" for number, _, base, shape, _, _ in self.spans() if len(shape) >= 2]
+        return [name for name, _, _, shape in self.layout if len(shape) >= 2]
 
     def _flat_weight_views(self, w, with_gradient):
         if not self.model.weight_decay:
             return
-        for number, _, base, shape, start, stop in self.spans():
+        for name, start, stop, shape in self.layout:
             if len(shape) >= 2:
-                w(f"theta_{base}{number} = theta[{start}:{stop}]")
+                w(f"theta_{name} = theta[{start}:{stop}]")
                 if with_gradient:
-                    w(f"grad_theta_{base}{number} = gradient[{start}:{stop}]")
+                    w(f"grad_theta_{name} = gradient[{start}:{stop}]")
 
     # --- functions -------------------------------------------------------------
 
