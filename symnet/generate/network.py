@@ -45,9 +45,10 @@ KERNEL_MIN_EXTENT = 8
 """Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop never runs there,
 and the kernels' scalar code is slower than libm (docs/performance.md)."""
 VIEW = "np.lib.stride_tricks.as_strided"
-"""How a function without BLAS calls sees a flat array as a matrix: a view with the strides written in the code,
-cheaper than Numba's reshape (docs/performance.md). Functions that call ``np.dot`` use ``reshape``: the BLAS call
-dominates there."""
+"""How a flat array with short rows (< KERNEL_MIN_EXTENT) becomes a matrix in a function without BLAS calls: a view
+with the strides written in the code, cheaper than Numba's reshape. Its layout is unknown to Numba, which costs
+vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: those use ``reshape``
+(docs/performance.md)."""
 CHEAP_FUNCTIONS = (sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise)
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
 
@@ -256,12 +257,12 @@ class NetworkModule:
         w(f"{name} = ...")
 
     def resolve_views(self, w):
-        """Print the pending views of one function: ``reshape`` if it calls BLAS, else :data:`VIEW` with the
-        strides the shape gives (its axes after the first are fixed numbers)."""
+        """Print the pending views of one function: :data:`VIEW` with the strides the shape gives (its axes after
+        the first are fixed numbers) for short rows in a function without BLAS calls, else ``reshape``."""
         itemsize = 8 if self.dtype == "float64" else 4
         for at, depth, name, flat, shape in self.views_pending:
             shape_text = ", ".join(map(str, shape))
-            if self.uses_blas:
+            if self.uses_blas or shape[-1] >= KERNEL_MIN_EXTENT:
                 view = f"{flat}.reshape(({shape_text}))"
             else:
                 strides = ", ".join(str(itemsize * math.prod(shape[axis + 1:])) for axis in range(len(shape)))
