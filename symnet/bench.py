@@ -207,13 +207,14 @@ def numba_step(lists, X, Y, config, lr=LEARNING_RATE):
 
 # --- timing -------------------------------------------------------------------------
 
-def blas_floor(config):
-    """The step's matrix products alone (:meth:`Config.products`) as calls of NumPy's ``@`` (BLAS), for timing:
-    what a step built on BLAS cannot go below is the sum of their times."""
-    return {f"blas {number}": (lambda A=A, B=B: A @ B) for number, (A, B) in enumerate(config.products())}
+def blas_floor(config, dtype="float64"):
+    """The step's matrix products alone (:meth:`Config.products`, in ``dtype``) as calls of NumPy's ``@`` (BLAS),
+    for timing: what a step built on BLAS cannot go below is the sum of their times."""
+    products = [(A.astype(dtype, copy=False), B.astype(dtype, copy=False)) for A, B in config.products()]
+    return {f"blas {number}": (lambda A=A, B=B: A @ B) for number, (A, B) in enumerate(products)}
 
 
-def warm_start_seconds(directory, config):
+def warm_start_seconds(directory, config, dtype="float64"):
     """Seconds a new process takes, after its imports, to declare the config's model, find its module cached in
     ``directory``, load it (Numba's cache: no compiling) and run one step."""
     script = "\n".join([
@@ -221,9 +222,10 @@ def warm_start_seconds(directory, config):
         "from symnet.bench import CONFIGS, LEARNING_RATE",
         "from symnet.declare.optimizers import SGD",
         f"config = CONFIGS[{config.name!r}]",
-        "X, Y = config.data()",
+        f"X, Y = (data.astype({dtype!r}) for data in config.data())",
         "began = time.perf_counter()",
-        f"net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory={str(directory)!r})",
+        f"net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory={str(directory)!r}, "
+        f"dtype={dtype!r})",
         "net.module.train_step(net.init(seed=0).flat, X, Y, *net.step_arguments())",
         "print(time.perf_counter() - began)"])
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -235,13 +237,15 @@ def _weights(params, depth):
 
 
 def check_agreement(config, net, params, X, Y):
-    """Largest difference between the parameters after one step of symnet, NumPy and Numba (must be ~1e-15)."""
+    """Largest difference between the parameters after one step of symnet, NumPy and Numba (~1e-15 in float64; a
+    float32 network is compared with the float64 references, ~1e-7)."""
     depth = len(config.sizes) - 1
-    by_numpy, by_numba = _weights(params, depth), _weights(params, depth)
+    references = Parameters(params.flat.astype(np.float64), params.layout)
+    by_numpy, by_numba = _weights(references, depth), _weights(references, depth)
     numpy_step(by_numpy, X, Y, config)
     numba_step(numba_lists(by_numba), X, Y, config)
     flat = params.flat.copy()
-    net.module.train_step(flat, X, Y, *net.step_arguments())
+    net.module.train_step(flat, X.astype(net.dtype), Y.astype(net.dtype), *net.step_arguments())
     unpacked = Parameters(flat, net.layout)
     worst = 0.0
     for k, ((W1, b1), (W2, b2)) in enumerate(zip(by_numpy, by_numba), start=1):
@@ -386,41 +390,47 @@ def _pytensor_run(config, weights, X, Y, reference_loss):
     return lambda: step(X, Y)
 
 
-def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds=ROUNDS):
+def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds=ROUNDS, dtype="float64"):
     """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
     ``train_epoch`` call, and with ``parallel=True``), of the NumPy and Numba references, of the peers and of the
     step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
     temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it. ``rounds=1``
-    is a smoke run: one round, no idle pauses, short budgets (rough numbers)."""
+    is a smoke run: one round, no idle pauses, short budgets (rough numbers). ``dtype="float32"`` compiles symnet's
+    network in float32; the references stay float64 (peers are refused: they compute in float64)."""
+    if peers and dtype != "float64":
+        raise ConfigurationError("the peers compute in float64: time them with dtype float64")
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="symnet-bench-") as fresh:
-            return bench_config(config, peers, fresh, epoch_seconds, rounds)
+            return bench_config(config, peers, fresh, epoch_seconds, rounds, dtype)
     began = time.perf_counter()
-    net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
+    net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, dtype=dtype)
     params = net.init(seed=0)
     start = net.pack({name: value.copy() for name, value in params.items()})
     X, Y = config.data()
-    net.module.train_step(params.flat.copy(), X, Y, *net.step_arguments())      # Numba compiles here
+    Xs, Ys = X.astype(dtype), Y.astype(dtype)            # symnet's inputs
+    net.module.train_step(params.flat.copy(), Xs, Ys, *net.step_arguments())      # Numba compiles here
     cold_seconds = time.perf_counter() - began
     disagreement = check_agreement(config, net, params, X, Y)
     depth = len(config.sizes) - 1
-    numpy_weights, numba_weights = _weights(params, depth), numba_lists(_weights(params, depth))
+    references = Parameters(params.flat.astype(np.float64), params.layout)
+    numpy_weights, numba_weights = _weights(references, depth), numba_lists(_weights(references, depth))
     arguments = net.step_arguments()
     flat = params.flat
     row = {"config": config.name, "sizes": "-".join(map(str, config.sizes)), "hidden": config.hidden,
-           "loss": config.loss, "batch": config.batch, "max_disagreement": disagreement,
-           "cold_start_seconds": cold_seconds, "warm_start_seconds": warm_start_seconds(directory, config)}
-    step_seconds = median_seconds(lambda: net.module.train_step(flat, X, Y, *arguments), budget=0.05)
+           "loss": config.loss, "batch": config.batch, "dtype": dtype, "max_disagreement": disagreement,
+           "cold_start_seconds": cold_seconds, "warm_start_seconds": warm_start_seconds(directory, config, dtype)}
+    step_seconds = median_seconds(lambda: net.module.train_step(flat, Xs, Ys, *arguments), budget=0.05)
     epoch_steps = max(10, int(epoch_seconds / step_seconds))
-    timed = {"symnet": lambda: net.module.train_step(flat, X, Y, *arguments),
-             "symnet_epoch": epoch_run(net, params, X, Y, epoch_steps),
-             "symnet_net_step": lambda: net.step(params, X, Y),
+    timed = {"symnet": lambda: net.module.train_step(flat, Xs, Ys, *arguments),
+             "symnet_epoch": epoch_run(net, params, Xs, Ys, epoch_steps),
+             "symnet_net_step": lambda: net.step(params, Xs, Ys),
              "numpy": lambda: numpy_step(numpy_weights, X, Y, config),
-             "numba": lambda: numba_step(numba_weights, X, Y, config), **blas_floor(config)}
-    parallel = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=True)
+             "numba": lambda: numba_step(numba_weights, X, Y, config), **blas_floor(config, dtype)}
+    parallel = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=True,
+                                      dtype=dtype)
     parallel_arguments = parallel.step_arguments()
     if "numba.prange" in parallel.path.read_text(encoding="utf-8"):
-        timed["symnet_parallel"] = lambda: parallel.module.train_step(flat, X, Y, *parallel_arguments)
+        timed["symnet_parallel"] = lambda: parallel.module.train_step(flat, Xs, Ys, *parallel_arguments)
     peers = peer_steps(config, start, X, Y, net.loss(start, X, Y)) if peers else {}
     timed.update({peer: step for peer, step in peers.items() if callable(step)})
     timing = dict(rounds=rounds, pause=PAUSE) if rounds > 1 else dict(rounds=1, budget=0.01)
@@ -438,12 +448,15 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
     return row
 
 
-def run(names=None, peers=False, directory=None, rounds=ROUNDS):
+def run(names=None, peers=False, directory=None, rounds=ROUNDS, dtype="float64"):
     """The benchmark table: ``{"rows": [one row per config (:func:`bench_config`)]}``."""
     unknown = [name for name in names or () if name not in CONFIGS]
     if unknown:
         raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
-    return {"rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds) for name in names or CONFIGS]}
+    if peers and dtype != "float64":
+        raise ConfigurationError("the peers compute in float64: time them with dtype float64")
+    return {"rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds, dtype=dtype)
+                     for name in names or CONFIGS]}
 
 
 def processor():

@@ -156,6 +156,8 @@ def build_parser():
                      "symnet bench --configs xor,digits --peers")
     bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist (default: all)")
     bench.add_argument("--peers", action="store_true", help="also time PyTorch, JAX and PyTensor where installed")
+    bench.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                       help="symnet's network dtype (default float64); the hand-written references stay float64")
     bench.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5); 1 is a quick "
                        "smoke run without idle pauses, its numbers rough")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -304,7 +306,7 @@ def _bench(args):
                               f"from {', '.join(bench.CONFIGS)} (or leave --configs out for all)")
     if args.rounds < 1:
         raise SymnetError(f"--rounds must be at least 1, got {args.rounds}")
-    result = bench.run(names, peers=args.peers, rounds=args.rounds)
+    result = bench.run(names, peers=args.peers, rounds=args.rounds, dtype=args.dtype)
     result["machine"] = {"python": platform.python_version(), "processor": bench.processor(), "cpus": os.cpu_count()}
     if args.json:
         _print_json(result)
@@ -329,7 +331,7 @@ def _bench(args):
           "floor: the step's matrix products alone, each timed as a NumPy product. parallel=True: the module with "
           "prange activation loops (the same as raw step where it has none). Times are medians over "
           f"{args.rounds} interleaved rounds. Cold start: generating the module and Numba compiling it; warm: a new "
-          f"process finding it cached (after imports). Machine: {result['machine']['processor']}, "
+          f"process finding it cached (after imports). symnet in {args.dtype}, the references in float64. Machine: {result['machine']['processor']}, "
           f"{result['machine']['cpus']} CPUs, Python {result['machine']['python']}.")
     absent = sorted({f"{peer}: {value}" for row in result["rows"] for peer, value in row.get("peers", {}).items()
                      if not isinstance(value, float)})

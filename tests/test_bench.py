@@ -58,6 +58,15 @@ def test_cli_bench_json(capsys):
     assert row["max_disagreement"] < 1e-14
     assert main(["bench", "--configs", "nosuch"]) == 2
     assert main(["bench", "--configs", "xor", "--rounds", "0"]) == 2
+    assert main(["bench", "--configs", "xor", "--dtype", "float32", "--peers"]) == 2     # peers are float64
+
+
+def test_cli_bench_float32_times_a_float32_network_against_the_float64_references(capsys):
+    assert main(["bench", "--configs", "xor", "--dtype", "float32", "--rounds", "1", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["dtype"] == "float32"
+    # one float32 step against the float64 references: float32 rounding, not a wrong update
+    assert 1e-12 < row["max_disagreement"] < 1e-5
 
 
 @pytest.mark.parametrize("peer, module", [("jax", "jax"), ("torch", "torch"), ("pytensor", "pytensor")])
