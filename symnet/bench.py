@@ -28,8 +28,8 @@ from symnet.declare.optimizers import SGD
 
 LEARNING_RATE = 0.01
 PAUSE = 0.3
-ROUNDS = 5
 """Idle seconds before each timing, so no worker thread of the implementation timed before still spins."""
+ROUNDS = 5
 
 
 @dataclass(frozen=True)

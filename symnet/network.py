@@ -390,7 +390,7 @@ class CompiledNetwork:
         already are, else (a mapping of arrays, or another network's parameters) checked by name and shape and
         copied in."""
         if params.__class__ is Parameters and (params.layout is self.layout or params.layout == self.layout) \
-                and params.flat.dtype is self._np_dtype:
+                and params.flat.dtype is self._np_dtype and params.flat.flags.c_contiguous:
             return params
         if not isinstance(params, Mapping):
             raise ShapeError(f"parameters must be a mapping of names to arrays (as net.init() returns), "
@@ -471,7 +471,9 @@ class CompiledNetwork:
             raise
 
     def _packed(self, params):
-        return params if params.__class__ is Parameters and params.layout is self.layout else self.pack(params)
+        if params.__class__ is Parameters and params.layout is self.layout and params.flat.flags.c_contiguous:
+            return params
+        return self.pack(params)
 
     def predict(self, params, X):
         """The network's output a_L for inputs X (batch, in)."""
@@ -495,16 +497,21 @@ class CompiledNetwork:
     def loss_and_grad(self, params, X, Y, noise_seed=None, out=None):
         """``(loss, grads)``; grads has the same keys and shapes as params.  ``noise_seed`` as in :meth:`loss`.
 
-        ``out``: the grads of an earlier call (or ``net.init()``'s parameters) to write this gradient into and
-        return, so a loop of calls allocates nothing."""
+        ``out``: the grads of an earlier call (Parameters of this network not sharing memory with ``params``) to
+        write this gradient into and return, so a loop of calls allocates nothing."""
         noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        packed = self._packed(params)
         if out is None:
             out = Parameters(np.empty(self.size, self._np_dtype), self.layout)   # every entry is written
         elif not (out.__class__ is Parameters and (out.layout is self.layout or out.layout == self.layout)
-                  and out.flat.dtype is self._np_dtype):
+                  and out.flat.dtype is self._np_dtype and out.flat.flags.c_contiguous):
             raise ConfigurationError(f"out must be {self.dtype} Parameters of this network, as net.loss_and_grad "
-                                     f"or net.init return them; got {type(out).__name__}")
-        loss = self._call(self.module.loss_and_gradient, self._packed(params).flat, (X, Y), (*noise, out.flat))
+                                     f"returns them (same layout, dtype, one contiguous array); got "
+                                     f"{type(out).__name__}")
+        elif np.may_share_memory(out.flat, packed.flat):
+            raise ConfigurationError("out shares memory with the parameters: the gradient would overwrite them "
+                                     "while they are read; pass the grads of an earlier call")
+        loss = self._call(self.module.loss_and_gradient, packed.flat, (X, Y), (*noise, out.flat))
         return loss, out
 
     def step(self, params, X, Y, noise_seed=None):

@@ -216,3 +216,18 @@ def test_standalone_softmax_with_cross_entropy_equals_softmax_cross_entropy_on_l
     _, grads = sn.Sequential([sn.Dense(3, 3), sn.Softmax()], loss="mse").compile().loss_and_grad(
         {"W1": np.eye(3) * 500, "b1": np.zeros(3)}, np.array([[2.0, -2.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
     assert np.isfinite(grads.flat).all()
+
+
+def test_float32_maxout_and_shared_activation_parameters_compile_and_agree_with_float64():
+    # integer indices (Maxout's b[i, 0], a shared γ[0]) once printed as np.float32(0) in float32 modules
+    model = sn.Sequential([sn.Maxout(3, 4, pieces=2), sn.Dense(4, 3, sn.activations.prelu(shared=True)),
+                           sn.Dense(3, 2)], loss="softmax_cross_entropy")
+    net64, net32 = model.compile(), model.compile(dtype="float32")
+    params = net64.init(seed=0)
+    X, Y = classification_data(8, 3, 2, seed=4)
+    assert sn.check_gradient(net64, params, X, Y), "the float64 reference itself is wrong"
+    loss64, grads64 = net64.loss_and_grad(params, X, Y)
+    loss32, grads32 = net32.loss_and_grad(params, X, Y)
+    assert abs(loss32 - loss64) < 1e-6 * abs(loss64)
+    np.testing.assert_allclose(grads32.flat, grads64.flat, rtol=1e-4, atol=1e-6)
+

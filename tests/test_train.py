@@ -188,6 +188,36 @@ def test_loss_and_grad_writes_into_out_when_given():
             [sn.Dense(64, 8, "tanh"), sn.Dense(8, 10)], loss="softmax_cross_entropy").compile(dtype="float32").init()):
         with pytest.raises(ConfigurationError, match="out must be float64 Parameters of this network"):
             net.loss_and_grad(params, X, Y, out=wrong)
+    with pytest.raises(ConfigurationError, match="shares memory with the parameters"):
+        net.loss_and_grad(params, X, Y, out=params)
+
+
+def test_strided_or_foreign_flat_arrays_are_copied_or_refused():
+    X_train, Y_train, *_ = digits_split()
+    net = small_net(sn.optim.SGD(lr=0.1))
+    params = net.init(seed=0)
+    X, Y = X_train[:16], Y_train[:16]
+    loss, grads = net.loss_and_grad(params, X, Y)
+    buffer = np.zeros(2 * params.flat.size)
+    buffer[::2] = params.flat
+    view = type(params)(buffer[::2], params.layout)          # a strided flat array: packed into a copy
+    assert net.loss_and_grad(view, X, Y)[0] == loss
+    assert np.array_equal(net.predict(view, X), net.predict(params, X))
+    before = view.flat.copy()
+    net.step(view, X, Y)                                     # the update reaches the strided array
+    assert not np.array_equal(view.flat, before) and np.array_equal(buffer[1::2], np.zeros(params.flat.size))
+    # the compiled functions themselves refuse flat arrays of another length or layout; a network of short rows
+    # (views with strides written in the code) is the one that could misread them. loss_value has not been called,
+    # so its dispatcher still compiles for a strided array, and the check inside refuses it
+    small = sn.Sequential([sn.Dense(2, 2, "relu"), sn.Dense(2, 1)]).compile()
+    flat = small.init(seed=0).flat
+    wide = np.zeros(2 * flat.size)
+    for theta in (flat[:-1], wide[::2]):
+        with pytest.raises(ValueError, match="wrong length, or not a contiguous float64 array"):
+            small.module.loss_value(theta, X[:, :2], Y[:, :1])
+    with pytest.raises(ValueError, match="wrong length"):
+        net.module.loss_and_gradient(params.flat, X, Y, grads.flat[:-3])
+
 
 
 # --- checkpoints -------------------------------------------------------------------

@@ -224,7 +224,7 @@ _MODULE_ATTRIBUTES = {
     "numba": {"njit", "prange"},
 }
 """The attributes of the imported modules that generated code may use (symnet emits no others)."""
-_ARRAY_ATTRIBUTES = {"dtype", "reshape", "shape", "view", "T"}
+_ARRAY_ATTRIBUTES = {"copy", "dtype", "reshape", "shape", "strides", "view", "T"}
 _MODULE_LEVEL_CALLS = {"np.float64", "np.float32", "np.int32", "np.int64", "view"}
 _DECORATOR_OPTIONS = {"cache", "error_model", "fastmath", "inline", "parallel"}
 _BUILTIN_CALLS = {"range", "min", "max", "abs", "float", "int", "len", "bool", "ValueError"}
@@ -243,8 +243,8 @@ def check_source(text, name="<generated>"):
     plain positional arguments and no annotations, whose bodies use loops, conditions, assignments to names and
     array cells, arithmetic, ``raise ValueError("...")`` and calls of builtins such as ``range``, of the module's
     own functions and of the few NumPy, math and Numba attributes symnet emits.  No strings but docstrings,
-    decorator options and error messages; no other attribute than an array's ``shape``, ``reshape``, ``view``,
-    ``dtype`` and ``T``.  A generator bug that pastes user text into code fails here, before the text is written
+    decorator options and error messages; no other attribute than an array's ``shape``, ``strides``, ``reshape``, ``copy``,
+    ``view``, ``dtype`` and ``T``.  A generator bug that pastes user text into code fails here, before the text is written
     or run.
     """
     try:

@@ -17,7 +17,7 @@ applied to SymPy expressions the earlier stages derived:
 * the optimizer's update rule is one loop over the flat parameter vector;
 * matrices are views of the flat theta and gradient, and every batch-sized array (z, a, f', δ, the loss's kept
   terms, masks) is a view into one ``scratch`` array, made once per public call and once per ``train_epoch``,
-  so a training step allocates nothing.
+  so a training step allocates nothing but Maxout's winning-piece indices.
 """
 
 import math
@@ -622,7 +622,7 @@ class NetworkModule:
             w(f'"""{docstring}"""')
             w("batch = X.shape[0]")
             if checked:
-                self.input_checks(w, with_loss)
+                self.input_checks(w, with_loss, arguments)
             self.scratch_width, self.views_pending, self.uses_blas = 0, [], False
             scratch_at = len(w.lines)
             self._body(w, arguments, with_loss, with_gradient)
@@ -647,7 +647,7 @@ class NetworkModule:
             self.views(w, source="gradient")
         self.forward(w, store_fprime=with_gradient)
         if not with_loss:
-            w(f"return a{len(self.model.layers)}")
+            w(f"return a{len(self.model.layers)}.copy()   # not a view: it would keep the whole scratch alive")
             return
         with self.innermost(self.model.layers[-1].n_out):
             self.loss(w, with_gradient)
@@ -663,13 +663,28 @@ class NetworkModule:
         with w.function(name, arguments):
             w(f'"""_{name} after checking the shapes of X and Y and that they hold no NaN or infinity."""')
             w("batch = X.shape[0]")
-            self.input_checks(w, True)
+            self.input_checks(w, True, arguments)
             w(self.scratch_allocation("batch", self.gradient_width))
             w(f"return _{name}({', '.join(arguments)}, scratch)")
 
-    def input_checks(self, w, with_targets):
+    def flat_checks(self, w, arguments):
+        """Refuse flat arrays (theta, gradient, work) of the wrong length or not contiguous in the module's dtype:
+        their views are written with fixed strides and read without bounds checks."""
+        size = self.layout[-1][2] if self.layout else 0
+        lengths = {"theta": size, "gradient": size}
+        if self.optimizer is not None:
+            lengths["work"] = size * len(self.optimizer.buffer_names())
+        itemsize = 8 if self.dtype == "float64" else 4
+        flats = [name for name in lengths if name in arguments]
+        wrong = [f"{name}.shape[0] != {lengths[name]} or {name}.strides[0] != {itemsize}" for name in flats]
+        w(f"if {' or '.join(wrong)}:")
+        with w.block():
+            w(f'raise ValueError("{", ".join(flats)}: wrong length, or not a contiguous {self.dtype} array")')
+
+    def input_checks(self, w, with_targets, arguments):
         """Refuse inputs of the wrong shape or with NaN/inf before any work (the caller in Python then says
         exactly what is wrong): the loops below index without bounds checks."""
+        self.flat_checks(w, arguments)
         shapes = [f"batch == 0 or X.shape[1] != {self.model.layers[0].n_in}"]
         if with_targets:
             shapes.append(f"Y.shape[0] != batch or Y.shape[1] != {self.model.layers[-1].n_out}")
@@ -772,6 +787,7 @@ class NetworkModule:
             w('"""Steps first … last − 1 of an epoch in one call: step k trains on the rows order[k·B : (k+1)·B]')
             w("(B = batch_size; the last batch may be smaller) and stores its loss in losses[k].")
             w('Returns the first step whose loss is not finite (its update is done), or last."""')
+            self.flat_checks(w, ["theta", *tail])
             w("rows = order.shape[0]")
             w("Xb = np.empty((batch_size, X.shape[1]), dtype=X.dtype)")
             w("Yb = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)")

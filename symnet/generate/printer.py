@@ -94,6 +94,15 @@ class NumbaPrinter(PythonCodePrinter):
 
     _print_Dummy = _print_Symbol   # SymPy would print a Dummy as "_x_123", bypassing the names given
 
+    def _print_Indexed(self, expr):
+        """``base[i, j]``: indices are integers, so they print without the float32 casts of numbers."""
+        dtype, self.dtype = self.dtype, "float64"
+        try:
+            indices = ", ".join(self._print(index) for index in expr.indices)
+        finally:
+            self.dtype = dtype
+        return f"{expr.base}[{indices}]"
+
     def _print_Integer(self, expr):
         if abs(expr.p) > EXACT_INTEGER_MAX:   # beyond int64 Numba cannot type it; a float literal keeps the value
             return self._typed(repr(float(expr.p)))
