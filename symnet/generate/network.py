@@ -676,7 +676,8 @@ class NetworkModule:
             lengths["work"] = size * len(self.optimizer.buffer_names())
         itemsize = 8 if self.dtype == "float64" else 4
         flats = [name for name in lengths if name in arguments]
-        wrong = [f"{name}.shape[0] != {lengths[name]} or {name}.strides[0] != {itemsize}" for name in flats]
+        wrong = [f"{name}.shape[0] != {lengths[name]}" + (f" or {name}.strides[0] != {itemsize}" if lengths[name] else "")
+                 for name in flats]   # an empty array's stride is whatever NumPy chose, and no view reads it
         w(f"if {' or '.join(wrong)}:")
         with w.block():
             w(f'raise ValueError("{", ".join(flats)}: wrong length, or not a contiguous {self.dtype} array")')
