@@ -455,7 +455,9 @@ def run(names=None, peers=False, directory=None, rounds=ROUNDS, dtype="float64")
         raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
     if peers and dtype != "float64":
         raise ConfigurationError("the peers compute in float64: time them with dtype float64")
-    return {"rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds, dtype=dtype)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigurationError(f"rounds must be a positive integer, got {rounds!r}")
+    return {"rounds": rounds, "rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds, dtype=dtype)
                      for name in names or CONFIGS]}
 
 

@@ -17,7 +17,7 @@ import sympy as sp
 
 from symnet.declare import layers as L
 from symnet.declare import losses
-from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor, parameter_layout
+from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor, is_weight, parameter_layout
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
@@ -279,7 +279,7 @@ class Sequential:
         for base, shape in layer.parameter_shapes.items():
             indices, expr = vjps[base]
             parameter = names[base][indices]
-            decay = (rf" + \lambda {latex(parameter)}" if self.weight_decay and len(shape) >= 2 else "")
+            decay = rf" + \lambda {latex(parameter)}" if self.weight_decay and is_weight(layer, base) else ""
             lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = "
                          rf"{latex(expr.xreplace(names))}{decay}")
         f = layer.activation
@@ -364,7 +364,7 @@ class CompiledNetwork:
     # --- parameters ---------------------------------------------------------
 
     def init(self, seed=0, scheme=None):
-        """Fresh parameters: weights (rank ≥ 2) by ``scheme`` (default per activation: He for the ReLU family,
+        """Fresh parameters: weights (rank ≥ 2, or as the layer names them) by ``scheme`` (default per activation: He for the ReLU family,
         Xavier/Glorot uniform otherwise), biases 0, trainable activation parameters at their initial values.
         Seeded and reproducible.
 
@@ -379,7 +379,7 @@ class CompiledNetwork:
         for number, layer in enumerate(self.model.layers, start=1):
             chosen = scheme or layer.init or _default_scheme(layer.activation.name)
             for base, shape in layer.parameters:
-                if len(shape) >= 2:
+                if is_weight(layer, base):
                     params[f"{base}{number}"][...] = _initial_weights(rng, chosen, layer.n_in, layer.n_out, shape)
             for symbol, spec in layer.activation.parameters:
                 params[f"{symbol.name}{number}"][...] = spec.initial

@@ -231,3 +231,18 @@ def test_float32_maxout_and_shared_activation_parameters_compile_and_agree_with_
     assert abs(loss32 - loss64) < 1e-6 * abs(loss64)
     np.testing.assert_allclose(grads32.flat, grads64.flat, rtol=1e-4, atol=1e-6)
 
+
+def test_maxout_biases_start_at_zero_and_are_not_decayed():
+    # Maxout's b has shape (out, pieces): rank 2, yet a bias (the layer names W as its only weight)
+    model = sn.Sequential([sn.Maxout(3, 2, pieces=2), sn.Dense(2, 1)], weight_decay=0.1)
+    net, plain = model.compile(), sn.Sequential([sn.Maxout(3, 2, pieces=2), sn.Dense(2, 1)]).compile()
+    params = net.init(seed=0)
+    assert np.all(params["b1"] == 0) and np.abs(params["W1"]).max() > 0
+    params["b1"][...] = 0.3
+    X, Y = np.random.default_rng(5).normal(size=(5, 3)), np.ones((5, 1))
+    decay = 0.05 * ((params["W1"] ** 2).sum() + (params["W2"] ** 2).sum())    # ½λ Σ‖W‖², no b1
+    assert net.loss(params, X, Y) - plain.loss(params, X, Y) == pytest.approx(decay, rel=1e-12)
+    _, grads = net.loss_and_grad(params, X, Y)
+    _, plain_grads = plain.loss_and_grad(params, X, Y)
+    np.testing.assert_allclose(grads["b1"], plain_grads["b1"], rtol=1e-13, atol=0)
+

@@ -48,14 +48,15 @@ class Layer:
     parameters, with the sizes ``I`` (outputs) and ``J`` (inputs)) and
     ``parameter_shapes``: ``{base: shape}`` with "out" and "in" for the sizes,
     in storage order.  Everything else — the vector-Jacobian products, the
-    generated forward and backward code — is derived from them.  Parameters of
-    rank ≥ 2 are weights (initialised by the scheme, decayed by
-    ``weight_decay``); rank-1 parameters start at 0.
+    generated forward and backward code — is derived from them.  The weights
+    (initialised by the scheme, decayed by ``weight_decay``) are the parameters
+    of rank ≥ 2 unless ``weights`` names them; the others start at 0.
     """
 
     forward_map = None
     parameter_shapes = {}
     output_indices = (n, i)   # or (n, i, k): the layer's output is then max_k z[n, i, k] (Maxout)
+    weights = None            # the bases that are weights; None: those of rank ≥ 2
     noise = None          # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
     def __init__(self, n_in, n_out, activation=None, init=None):
@@ -128,6 +129,7 @@ class Maxout(Layer):
     forward_map = sp.Sum(W[i, k, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i, k]
     parameter_shapes = {W: ("out", "pieces", "in"), b: ("out", "pieces")}
     output_indices = (n, i, k)
+    weights = (W,)            # b has rank 2 but is a bias: it starts at 0 and is not decayed
 
     def __init__(self, n_in, n_out, pieces=2, init=None):
         self.pieces = _positive_int(pieces, "pieces", "Maxout")
@@ -231,6 +233,19 @@ def _derived_vjps(forward_map, parameters, output_indices):
         total = sp.Sum(delta[output_indices] * sp.diff(forward_map, base[indices]), *limits)
         result[base] = (indices, contract(total))
     return result
+
+
+def is_weight(layer, base):
+    """True when ``base`` is one of ``layer``'s weights: initialised by the scheme and decayed."""
+    if layer.weights is not None:
+        return base in layer.weights
+    return len(layer.parameter_shapes.get(base, ())) >= 2
+
+
+def weight_names(layers):
+    """The generated names (``W1``, …) of the weights of ``layers``, in storage order."""
+    return [f"{base}{number}" for number, layer in enumerate(layers, start=1) for base, _ in layer.parameters
+            if is_weight(layer, base)]
 
 
 def parameter_layout(layers):

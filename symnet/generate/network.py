@@ -601,14 +601,16 @@ class NetworkModule:
                     w(f"grad_theta_{name}[k] += {lam} * weight")
 
     def _weight_names(self):
-        """Parameters of rank ≥ 2 (the weights; biases and activation parameters are not decayed)."""
-        return [name for name, _, _, shape in self.layout if len(shape) >= 2]
+        """The weights (:func:`~symnet.declare.layers.is_weight`; biases and activation parameters are not
+        decayed)."""
+        return L.weight_names(self.model.layers)
 
     def _flat_weight_views(self, w, with_gradient):
         if not self.model.weight_decay:
             return
-        for name, start, stop, shape in self.layout:
-            if len(shape) >= 2:
+        weights = set(self._weight_names())
+        for name, start, stop, _ in self.layout:
+            if name in weights:
                 w(f"theta_{name} = theta[{start}:{stop}]")
                 if with_gradient:
                     w(f"grad_theta_{name} = gradient[{start}:{stop}]")
