@@ -135,6 +135,9 @@ def check_gradient(net, params, X, Y, *, method="central", eps=None, rtol=None, 
     if not isinstance(net, CompiledNetwork):
         raise ConfigurationError(f"check_gradient needs a compiled network (model.compile()), got "
                                  f"{type(net).__name__}")
+    if net.size == 0:
+        raise ConfigurationError(f"this network has no parameters, so there is no gradient to check "
+                                 f"({net.model.describe()})")
     method = _check_method(method)
     default_rtol, default_atol = TOLERANCES[str(net.dtype)]
     rtol = default_rtol if rtol is None else _nonnegative(rtol, "rtol")

@@ -275,3 +275,10 @@ def test_bad_networks_parameters_and_data_are_refused(tanh_net):
         sn.check_gradient(tanh_net, params, X, Y_CLASSES[:, :3])
     with pytest.raises(sn.NonFiniteError, match="X contains NaN"):
         sn.check_gradient(tanh_net, params, np.where(X > 1, np.inf, X), Y_CLASSES)
+
+
+def test_a_network_without_parameters_is_refused_clearly():
+    net = sn.Sequential([sn.Softmax(size=3)], loss="cross_entropy").compile()
+    X, Y = np.full((2, 3), 0.5), np.full((2, 3), 1 / 3)
+    with pytest.raises(sn.ConfigurationError, match="no parameters"):
+        sn.check_gradient(net, net.init(), X, Y)

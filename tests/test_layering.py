@@ -40,6 +40,15 @@ def module_name(path):
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
+def _dotted(node):
+    """``a.b`` for an attribute chain on a name, the name alone, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else None
+
+
 def symnet_imports(path):
     """``[(target module, line, inside a function)]`` for every import of a symnet module in ``path``."""
     found = []
@@ -50,6 +59,10 @@ def symnet_imports(path):
             if isinstance(child, ast.Import):
                 found.extend((alias.name, child.lineno, in_function) for alias in child.names
                              if alias.name.split(".")[0] == "symnet")
+            elif isinstance(child, ast.Call) and _dotted(child.func) in ("importlib.import_module", "__import__") \
+                    and child.args and isinstance(child.args[0], ast.Constant) \
+                    and str(child.args[0].value).split(".")[0] == "symnet":   # an import spelled as a call
+                found.append((child.args[0].value, child.lineno, in_function))
             elif isinstance(child, ast.ImportFrom):
                 assert child.level == 0, f"{path.name}:{child.lineno}: use absolute imports"
                 if (child.module or "").split(".")[0] == "symnet":
@@ -102,7 +115,8 @@ def test_there_is_no_import_cycle():
 def test_the_table_rejects_an_upward_import(tmp_path):
     """The check is not vacuous: an upward import in a leaf is reported by name."""
     source = tmp_path / "probe.py"
-    source.write_text("from symnet.network import Sequential\n\ndef f():\n    from symnet import models\n")
+    source.write_text("from symnet.network import Sequential\n\ndef f():\n    from symnet import models\n"
+                      "    importlib.import_module('symnet.check')\n")
     imports = symnet_imports(source)
-    assert imports == [("symnet.network", 1, False), ("symnet.models", 4, True)]
+    assert imports == [("symnet.network", 1, False), ("symnet.models", 4, True), ("symnet.check", 5, True)]
     assert all(GROUP[target] > GROUP["symnet.errors"] for target, _, _ in imports)
