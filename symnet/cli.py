@@ -467,7 +467,7 @@ def _train(args):
         "epochs": len(history), "final_loss": net.loss(params, X_train, Y_train),
         "test_loss": net.loss(params, X_test, Y_test),
         "seconds": trained - compiled, "compile_seconds": compiled - began, "generated_module": str(net.path),
-        "stopped": history.stopped,
+        "stopped": history.stopped, "new_module": bool(net.written),
     }
     if is_classification(net, Y_train):
         result["train_accuracy"] = accuracy(net, params, X_train, Y_train)
@@ -480,7 +480,8 @@ def _train(args):
         _print_json(result)
         return 0
     print(f"{recipe.name}: {result['network']}, {result['optimizer']}, {result['epochs']} epochs "
-          f"in {result['seconds']:.2f} s (+{result['compile_seconds']:.2f} s to derive, generate and load)")
+          f"in {result['seconds']:.2f} s{' (with Numba compiling the new module)' if net.written else ''} "
+          f"(+{result['compile_seconds']:.2f} s to derive, generate and load)")
     print(f"  loss: train {result['final_loss']:.5g}, test {result['test_loss']:.5g}")
     if "test_accuracy" in result:
         print(f"  accuracy: train {result['train_accuracy']:.4f}, test {result['test_accuracy']:.4f}")
