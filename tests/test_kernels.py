@@ -15,7 +15,7 @@ def compiled(name):
     line (no file here, so no cache)."""
     namespace = {"math": math, "numba": numba, "np": np}
     loop = f"{JIT}\ndef apply(x, out):\n    for i in range(x.shape[0]):\n        out[i] = _{name}(x[i])\n"
-    exec(("\n".join(kernels.texts_for(loop)) + "\n" + loop).replace("cache=True, ", ""), namespace)
+    exec(("\n".join(kernels.texts_for([name])) + "\n" + loop).replace("cache=True, ", ""), namespace)
     return namespace["apply"]
 
 

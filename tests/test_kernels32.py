@@ -14,7 +14,7 @@ def compiled(name):
     """out[i] = _name(x[i]) over a float32 array, compiled as generated modules compile it (no cache here)."""
     namespace = {"math": math, "numba": numba, "np": np}
     loop = f"{JIT}\ndef apply(x, out):\n    for i in range(x.shape[0]):\n        out[i] = _{name}(x[i])\n"
-    exec(("\n".join(kernels.texts_for(loop)) + "\n" + loop).replace("cache=True, ", ""), namespace)
+    exec(("\n".join(kernels.texts_for([name])) + "\n" + loop).replace("cache=True, ", ""), namespace)
     return namespace["apply"]
 
 

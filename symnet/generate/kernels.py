@@ -157,9 +157,10 @@ def kernel_name(function, dtype):
     return function if dtype == "float64" else f"{function}32"
 
 
-def texts_for(text):
-    """The kernel sources that ``text`` (a module body) calls, each once, callees first."""
-    wanted, order = [name for name in KERNELS if f"_{name}(" in text], []
+def texts_for(names):
+    """The sources of the kernels ``names`` (those a module calls, as its printer and writer recorded them), each
+    once, callees first, in a fixed order."""
+    wanted, order = [name for name in KERNELS if name in set(names)], []
 
     def add(name):
         for callee in KERNELS[name][1]:

@@ -59,6 +59,7 @@ class _Writer:
     def __init__(self):
         self.lines = []
         self.depth = 0
+        self.prange = False   # whether the function being written has a numba.prange loop
 
     def __call__(self, text=""):
         """Add one line; user text in it (names, formulas) cannot start another: line breaks are escaped."""
@@ -78,6 +79,7 @@ class _Writer:
     def loops(self, *ranges, parallel=False):
         """Nested ``for index in range(extent):`` lines for each ``(index, extent)``; the body goes inside.
         With ``parallel`` the outer loop is ``numba.prange``: its iterations must not depend on each other."""
+        self.prange |= bool(parallel and ranges)
         for number, (index, extent) in enumerate(ranges):
             self(f"for {index} in {'numba.prange' if parallel and number == 0 else 'range'}({extent}):")
             self.depth += 1
@@ -95,11 +97,12 @@ class _Writer:
         self("")
         self("")
         decorator = len(self.lines)
+        self.prange = False
         self(JIT)
         self(f"def {name}({', '.join(arguments)}):")
         with self.block():
             yield
-        if any("numba.prange(" in line for line in self.lines[decorator:]):
+        if self.prange:
             self.lines[decorator] = JIT[:-1] + ", parallel=True)"
 
 
@@ -157,6 +160,7 @@ class NetworkModule:
         self.layout = L.parameter_layout(model.layers)
         # scratch cells per batch row: of the function being written, and of _loss_and_gradient
         self.scratch_width = self.gradient_width = 0
+        self.kernels_used = set()   # kernels the code written here calls directly (the printer records its own)
         self.views_pending, self.uses_blas = [], False   # of the function being written
         self.flat = {}   # {buffer name: its slice of scratch}
         self.kernels = kernels.FUNCTIONS
@@ -482,6 +486,7 @@ class NetworkModule:
                 with w.block():
                     w(f"{buffer}[n, {index}] = {self.p(total.function.args[0])}")
         exp = kernels.kernel_name("exp", self.dtype)
+        self.kernels_used.add(exp)
         for buffer, _ in buffers:
             w(f"{buffer}_flat = {self.flat[str(buffer)]}")
             w(f"for q in range(batch * {K}):")
@@ -694,6 +699,7 @@ class NetworkModule:
         w(f"if {' or '.join(shapes)}:")
         with w.block():
             w('raise ValueError("X or Y has the wrong shape")')
+        self.kernels_used.add("finite")
         w("if not (_finite(X) and _finite(Y)):" if with_targets else "if not _finite(X):")
         with w.block():
             w('raise ValueError("X or Y holds NaN or infinity")')
@@ -777,7 +783,7 @@ class NetworkModule:
             self.optimizer_step(w)
             self.checked(w, "train_step", ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()])
             self.epoch(w)
-        w.lines[kernel_at:kernel_at] = [line for text in kernels.texts_for("\n".join(w.lines))
+        w.lines[kernel_at:kernel_at] = [line for text in kernels.texts_for(self.printer.used | self.kernels_used)
                                         for line in text.rstrip("\n").split("\n")]
         return "\n".join(w.lines) + "\n"
 

@@ -77,10 +77,13 @@ class NumbaPrinter(PythonCodePrinter):
         self.kernels = set(kernels)
         """Functions printed as calls of a module's own kernel, the one for the dtype (``"tanh"`` → ``_tanh(x)`` in
         float64, ``_tanh32(x)`` in float32)."""
+        self.used = set()
+        """The kernels printed so far (their names: ``"tanh32"``), whose sources the module must include."""
 
     def _print_kernel_or_libm(self, expr):
         name = type(expr).__name__
         if name in self.kernels:
+            self.used.add(kernel_name(name, self.dtype))
             return f"_{kernel_name(name, self.dtype)}({self._print(expr.args[0])})"
         return getattr(super(), f"_print_{name}")(expr)
 
