@@ -157,6 +157,7 @@ class NetworkModule:
     def __init__(self, model, optimizer, dtype, digest, parallel):
         self.model, self.optimizer, self.dtype, self.digest = model, optimizer, dtype, digest
         self.parallel = parallel
+        self.itemsize = 8 if dtype == "float64" else 4   # bytes per element: the strides written in views
         self.layout = L.parameter_layout(model.layers)
         # scratch cells per batch row: of the function being written, and of _loss_and_gradient
         self.scratch_width = self.gradient_width = 0
@@ -263,13 +264,12 @@ class NetworkModule:
     def resolve_views(self, w):
         """Print the pending views of one function: :data:`VIEW` with the strides the shape gives (its axes after
         the first are fixed numbers) for short rows in a function without BLAS calls, else ``reshape``."""
-        itemsize = 8 if self.dtype == "float64" else 4
         for at, depth, name, flat, shape in self.views_pending:
             shape_text = ", ".join(map(str, shape))
             if self.uses_blas or shape[-1] >= KERNEL_MIN_EXTENT:
                 view = f"{flat}.reshape(({shape_text}))"
             else:
-                strides = ", ".join(str(itemsize * math.prod(shape[axis + 1:])) for axis in range(len(shape)))
+                strides = ", ".join(str(self.itemsize * math.prod(shape[axis + 1:])) for axis in range(len(shape)))
                 view = f"{VIEW}({flat}, ({shape_text}), ({strides}))"
             w.lines[at] = INDENT * depth + f"{name} = {view}"
 
@@ -681,10 +681,10 @@ class NetworkModule:
         lengths = {"theta": size, "gradient": size}
         if self.optimizer is not None:
             lengths["work"] = size * len(self.optimizer.buffer_names())
-        itemsize = 8 if self.dtype == "float64" else 4
         flats = [name for name in lengths if name in arguments]
-        wrong = [f"{name}.shape[0] != {lengths[name]}" + (f" or {name}.strides[0] != {itemsize}" if lengths[name] else "")
-                 for name in flats]   # an empty array's stride is whatever NumPy chose, and no view reads it
+        # an empty array's stride is whatever NumPy chose, and no view reads it
+        wrong = [f"{name}.shape[0] != {lengths[name]}"
+                 + (f" or {name}.strides[0] != {self.itemsize}" if lengths[name] else "") for name in flats]
         w(f"if {' or '.join(wrong)}:")
         with w.block():
             w(f'raise ValueError("{", ".join(flats)}: wrong length, or not a contiguous {self.dtype} array")')
