@@ -26,7 +26,7 @@ def main(argv=None):
     t = sn.activations.t
     mish = sn.Activation("mish", t * sp.tanh(sp.log(1 + sp.exp(t))))
     print(f"mish: f(t) = {mish.expr}\n      f'(t) = {mish.derivative}")
-    for base, (indices, expr) in Residual(16, 16).vjps().items():
+    for base, (indices, expr) in Residual(16, 16).symbolic_vjps().items():
         print(f"residual layer, derived: ∂L/∂{base}{list(indices)} = {expr}")
     model = sn.Sequential([sn.Dense(2, 16, mish), Residual(16, 16, mish), sn.Dense(16, 1)],
                           loss="binary_cross_entropy")

@@ -4,7 +4,7 @@ from symnet import datasets, layers, optim, version
 from symnet.check import check_gradient
 from symnet.declare import activations, losses
 from symnet.declare.activations import Activation
-from symnet.declare.layers import Dense, Dropout, Layer, Maxout, Softmax
+from symnet.declare.layers import Conv2D, Dense, Dropout, Flatten, Layer, Maxout, Softmax
 from symnet.errors import (ConfigurationError, DifferentiationError, ExpressionError, NonFiniteError, ShapeError,
                            SymnetError)
 from symnet.expression import derive
@@ -12,8 +12,8 @@ from symnet.network import Sequential, unrolled_loss
 from symnet.train.checkpoint import Checkpoint, load, save
 from symnet.train.loop import History, fit
 
-__all__ = ["derive", "Sequential", "Layer", "Dense", "Dropout", "Maxout", "Softmax", "Activation", "activations",
-           "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
+__all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "Flatten", "Dropout", "Maxout", "Softmax", "Activation",
+           "activations", "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
            "ConfigurationError", "check_gradient"]
 __version__ = version.__version__   # one definition, in a leaf that generated headers and checkpoints read

@@ -1,11 +1,12 @@
 """Index notation: reduce derived index expressions and read them as contractions.
 
 SymPy differentiates index expressions such as ``z[n,i] = Σ_j W[i,j] a[n,j] + b[i]``
-into sums of ``KroneckerDelta`` products with range conditions.  :func:`contract`
-removes the deltas (``Σ_i δ(i,p) e(i) = e(p)``) and the range conditions
-(every index symnet substitutes is in range), leaving terms like
-``Σ_n δ[n,p] a[n,q]`` that :func:`terms` reads as contractions for the code
-generator.
+into sums of ``KroneckerDelta`` products.  :func:`contract` removes each delta
+against a summation index whose coefficient in it is ±1 (``Σ_u δ(q, s·y + u − p) e(u)
+= e(q − s·y + p) [0 ≤ q − s·y + p < KH]``, the bracket an :class:`InRange` guard for
+the index's range), and :func:`settle` drops the guards the ranges of the indices
+decide, leaving terms like ``Σ_n δ[n,p] a[n,q]`` that :func:`terms` reads as
+contractions for the code generator.
 """
 
 from dataclasses import dataclass
@@ -18,29 +19,57 @@ def index(name):
     return sp.Symbol(name, integer=True)
 
 
+class InRange(sp.Function):
+    """``[lo ≤ e ≤ hi]`` (an Iverson bracket): 1 when the integer index expression ``e`` lies in ``[lo, hi]``, else 0.
+
+    A read of an input at an affine index (a convolution's ``a[n, d, s·y + u − p, …]``) is multiplied by one for
+    each axis, so the input is zero outside its extent (zero padding); eliminating a Kronecker delta against a
+    summation index leaves one for that index's range.  Constant in every array entry, so its derivative is 0."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, e, lo, hi):
+        if (e - lo).is_nonnegative and (hi - e).is_nonnegative:
+            return sp.Integer(1)
+        if (e - lo).is_negative or (hi - e).is_negative:
+            return sp.Integer(0)
+        return None
+
+    def _eval_derivative(self, symbol):
+        return sp.Integer(0)
+
+    def _sympystr(self, printer):
+        e, lo, hi = (printer._print(argument) for argument in self.args)
+        return f"[{lo} <= {e} <= {hi}]"
+
+    def _latex(self, printer):
+        e, lo, hi = (printer._print(argument) for argument in self.args)
+        return rf"\left[{lo} \le {e} \le {hi}\right]"
+
+
 def distribute(expr):
     """Multiply out products over sums only: exp(a − b) and log(a·b) stay as they are."""
     return sp.expand(expr, power_exp=False, power_base=False, log=False, multinomial=False)
 
 
-def contract(expr):
-    """Eliminate Kronecker deltas against summation indices and drop range conditions.
+def contract(expr, ranges=None):
+    """Eliminate Kronecker deltas against summation indices, then :func:`settle` the guards this leaves.
 
-    A ``Piecewise`` whose conditions are all index ranges becomes its first
-    branch: every index symnet substitutes is in range, and a layer whose map
-    reads ``a[n, i]`` (input column = output unit) has as many inputs as
-    outputs (the layer checks that).
-    """
-    expr = expr.doit()
-    expr = expr.replace(lambda e: isinstance(e, sp.Piecewise) and e.args[-1].cond == sp.true
-                        and all(_is_range_condition(branch.cond) for branch in e.args[:-1]),
-                        lambda e: e.args[0].expr)
-    return distribute(expr.replace(lambda e: isinstance(e, sp.Sum), _contract_sum))
+    ``ranges``: ``{index: (low, high)}`` of the free indices (the entry a VJP is taken at), which decide guards
+    such as ``[0 ≤ q ≤ J − 1]`` for an index ``q`` that runs over ``0 … J − 1``."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
+    return settle(distribute(expr.replace(lambda e: isinstance(e, sp.Sum), _contract_sum)), ranges or {})
 
 
-def _is_range_condition(cond):
-    atoms = cond.atoms(sp.core.relational.Relational)
-    return bool(atoms) and all(all(s.is_integer for s in a.free_symbols) for a in atoms)
+def _unit_solution(difference, variable):
+    """``variable`` solved from ``difference = 0`` when ``difference`` is affine in it with coefficient ±1, else
+    None: only then is every integer value of the other indices hit by exactly one integer ``variable``."""
+    coefficient = difference.coeff(variable)
+    rest = sp.expand(difference - coefficient * variable)
+    if coefficient not in (1, -1) or rest.has(variable):
+        return None
+    return -rest / coefficient
 
 
 def _contract_sum(total):
@@ -52,31 +81,82 @@ def _contract_sum(total):
         while reduced:
             reduced = False
             for delta in sorted(term.atoms(sp.KroneckerDelta), key=sp.default_sort_key):
-                for position, (var, _, _) in enumerate(term_limits):
-                    if var in delta.args:
-                        other = delta.args[1] if delta.args[0] == var else delta.args[0]
-                        term = term.xreplace({delta: sp.Integer(1)}).xreplace({var: other})
-                        del term_limits[position]
-                        reduced = True
-                        break
+                difference = sp.expand(delta.args[0] - delta.args[1])
+                for position, (var, low, high) in enumerate(term_limits):
+                    solution = _unit_solution(difference, var)
+                    if solution is None:
+                        continue
+                    term = term.xreplace({delta: sp.Integer(1)}).xreplace({var: solution})
+                    if solution != var:
+                        term = term * InRange(solution, low, high)
+                    del term_limits[position]
+                    reduced = True
+                    break
                 if reduced:
                     break
         out.append(sp.Sum(term, *term_limits) if term_limits else term)
     return sp.Add(*out)
 
 
+def affine_interval(expr, ranges):
+    """``(lowest, highest)`` value of the affine index expression ``expr`` over ``ranges``, or None when it is not
+    affine in indices of known range or a coefficient's sign is unknown."""
+    low = high = expr
+    for symbol in expr.free_symbols:
+        if symbol not in ranges:
+            continue
+        coefficient = expr.coeff(symbol)
+        if coefficient.has(*ranges) or coefficient == 0:
+            return None
+        first, last = ranges[symbol]
+        if coefficient.is_nonnegative:
+            low, high = low.xreplace({symbol: first}), high.xreplace({symbol: last})
+        elif coefficient.is_nonpositive:
+            low, high = low.xreplace({symbol: last}), high.xreplace({symbol: first})
+        else:
+            return None
+    low, high = sp.expand(low), sp.expand(high)
+    if low.free_symbols & set(ranges) or high.free_symbols & set(ranges):
+        return None
+    return low, high
+
+
+def settle(expr, ranges):
+    """``expr`` with every :class:`InRange` guard that the index ranges decide replaced by 1 or 0.
+
+    ``ranges``: ``{index: (low, high)}`` of the free indices; a Sum's own limits are added inside it."""
+    if isinstance(expr, InRange):
+        e, low, high = expr.args
+        interval = affine_interval(sp.expand(e), ranges)
+        if interval is not None:
+            if (interval[0] - low).is_nonnegative and (high - interval[1]).is_nonnegative:
+                return sp.Integer(1)
+            if (interval[0] - high).is_positive or (low - interval[1]).is_positive:
+                return sp.Integer(0)
+        return expr
+    if isinstance(expr, sp.Sum):
+        inner = {**ranges, **{var: (low, high) for var, low, high in expr.limits}}
+        function = settle(expr.function, inner)
+        return expr if function == expr.function else sp.Sum(function, *expr.limits)
+    if not expr.args or isinstance(expr, sp.Indexed):
+        return expr
+    args = [settle(argument, ranges) for argument in expr.args]
+    return expr if args == list(expr.args) else expr.func(*args)
+
+
 @dataclass(frozen=True)
 class Term:
-    """``coefficient * Π factors`` summed over ``summed`` indices."""
+    """``coefficient * rest * Π factors``, taken where every guard holds, summed over ``summed`` indices."""
 
     coefficient: sp.Expr
     factors: tuple      # Indexed objects
     summed: tuple       # index symbols
     rest: sp.Expr       # non-indexed remaining factor (1 for pure contractions)
+    guards: tuple = ()  # InRange factors: the summand is 0 where one is 0
 
     @property
     def summand(self):
-        """``coefficient · rest · Π factors``: what is summed over ``summed``."""
+        """``coefficient · rest · Π factors``: what is summed over ``summed`` where the guards hold."""
         return self.coefficient * self.rest * sp.Mul(*self.factors)
 
 
@@ -94,6 +174,7 @@ def terms(expr):
             part = part.function if inner is part else part.xreplace({inner: inner.function})
         coefficient, factors = part.as_coeff_mul()
         indexed = tuple(f for f in factors if isinstance(f, sp.Indexed))
-        rest = sp.Mul(*[f for f in factors if not isinstance(f, sp.Indexed)])
-        found.append(Term(coefficient, indexed, summed, rest))
+        guards = tuple(f for f in factors if isinstance(f, InRange))
+        rest = sp.Mul(*[f for f in factors if not isinstance(f, (sp.Indexed, InRange))])
+        found.append(Term(coefficient, indexed, summed, rest, guards))
     return found

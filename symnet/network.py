@@ -86,9 +86,13 @@ def copy_back(packed, params):
 
 
 class Sequential:
-    """Layers applied in order, then a loss averaged over the batch (plus ½λ Σ‖W‖_F² with ``weight_decay=λ``)."""
+    """Layers applied in order, then a loss averaged over the batch (plus ½λ Σ‖W‖_F² with ``weight_decay=λ``).
 
-    def __init__(self, layers, loss="mse", weight_decay=0.0):
+    ``input_shape``: the shape of one sample, e.g. ``(1, 8, 8)`` (channels, height, width) for a convolution
+    first; by default the first layer's own (``Dense(64, …)`` takes vectors of 64).  Each layer's input shape is
+    the output shape of the layer before it."""
+
+    def __init__(self, layers, loss="mse", weight_decay=0.0, input_shape=None):
         if isinstance(layers, (str, Layer)) or not hasattr(layers, "__iter__"):
             raise ConfigurationError(f"Sequential takes a list of layers, got {quoted(layers)}; "
                                      "e.g. sn.Sequential([sn.Dense(2, 16, activation='tanh'), sn.Dense(16, 1)])")
@@ -99,22 +103,47 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise ConfigurationError(f"layer {number} is {quoted(layer)} ({type(layer).__name__}), not a layer; "
                                          "give layer objects such as sn.Dense(2, 16, activation='tanh')")
-        for number, layer in enumerate(self.layers):
-            if isinstance(layer, SizedByPredecessor):
-                if number == 0 and layer.n_in is None:
-                    raise ConfigurationError(f"a {layer.kind} first in the network needs its size: "
-                                             f"{layer.kind}(..., size=n_inputs)")
-                layer.sized(self.layers[number - 1].n_out if number else layer.n_in)
-        for number, (before, after) in enumerate(zip(self.layers, self.layers[1:]), start=2):
-            if before.n_out != after.n_in:
-                raise ConfigurationError(
-                    f"layer {number} ({after!r}) takes {after.n_in} inputs but layer {number - 1} ({before!r}) "
-                    f"gives {before.n_out}; make them equal")
+        self._shape_layers(input_shape)
         self.loss = losses.get(loss)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) \
                 or not math.isfinite(weight_decay) or weight_decay < 0:
             raise ConfigurationError(f"weight_decay must be a finite number ≥ 0, got {quoted(weight_decay)}")
         self.weight_decay = float(weight_decay)
+
+    def _shape_layers(self, input_shape):
+        """Give each layer the output shape of the one before (the first ``input_shape``), or say what does not
+        fit."""
+        if input_shape is not None:
+            if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+                input_shape = (input_shape,)
+            if not (isinstance(input_shape, (tuple, list)) and input_shape and all(
+                    isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in input_shape)):
+                raise ConfigurationError(f"input_shape must be a tuple of positive integers (one sample's shape, "
+                                         f"e.g. (1, 8, 8)), got {quoted(input_shape)}")
+        shape = None if input_shape is None else tuple(input_shape)
+        for number, layer in enumerate(self.layers, start=1):
+            given = "input_shape" if number == 1 else f"layer {number - 1} ({self.layers[number - 2]!r})"
+            if shape is None:
+                if layer.input_shape is None:
+                    raise ConfigurationError(f"layer 1 ({layer!r}) does not know its input's shape: give the model "
+                                             f"input_shape=… (one sample's shape)" + (
+                                                 f" or {layer.kind}(..., size=n_inputs)"
+                                                 if isinstance(layer, SizedByPredecessor) else ""))
+            elif not layer.shaped(shape):
+                wanted = layer.input_shape
+                if len(shape) == 1 and wanted is not None and len(wanted) == 1:
+                    raise ConfigurationError(f"layer {number} ({layer!r}) takes {wanted[0]} inputs but {given} "
+                                             f"gives {shape[0]}; make them equal")
+                hint = (f"; put sn.Flatten() before it (it takes {math.prod(shape)} then)"
+                        if wanted is not None and len(wanted) == 1 and len(shape) > 1 else "")
+                raise ConfigurationError(f"layer {number} ({layer!r}) takes inputs of shape "
+                                         f"{_shape(wanted) if wanted else 'channels × height × width'} but {given} "
+                                         f"gives {_shape(shape)}{hint}")
+            shape = layer.output_shape
+        if len(shape) != 1:
+            raise ConfigurationError(f"the last layer ({self.layers[-1]!r}) gives outputs of shape {_shape(shape)}; "
+                                     "the loss takes vectors: end with sn.Flatten() and a Dense layer")
+        self.input_shape = self.layers[0].input_shape
 
     @property
     def noisy(self):
@@ -128,7 +157,7 @@ class Sequential:
 
     def describe(self):
         """Sizes, activations, loss and weight decay in one line, e.g. ``2-16-1 (tanh, identity; mse)``."""
-        sizes = "-".join(str(s) for s in [self.layers[0].n_in] + [layer.n_out for layer in self.layers])
+        sizes = "-".join(_shape(shape) for shape in [self.input_shape] + [layer.output_shape for layer in self.layers])
         decay = f", weight decay {self.weight_decay}" if self.weight_decay else ""
         return f"{sizes} ({', '.join(layer.activation.name for layer in self.layers)}; {self.loss.name}{decay})"
 
@@ -205,41 +234,39 @@ class Sequential:
         upstream = per_row(self.loss.gradient).xreplace({losses.j: L.i})
         row_max = (rf", \quad m = \max_{{k}} {latex(rows[losses.o][L.n, L.k])}" if self.loss.uses_row_max else "")
         lines.append(rf"{latex(self._latex_delta(count)[L.n, L.i])} = \frac{{1}}{{N}} \left({latex(upstream)}\right)"
-                     + self._latex_fprime(count, L.n, L.i) + row_max)
+                     + self._latex_fprime(count, (L.n, L.i)) + row_max)
         for number in range(count, 0, -1):
             lines += self._latex_backward(self.layers[number - 1], number)
         return "\n".join(lines)
 
     def _latex_names(self, layer, number):
-        """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, output and δ, and
-        the sizes I, J, K as numbers."""
+        """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, output and δ."""
         names = {L.a: sp.IndexedBase("X" if number == 1 else f"a{number - 1}", real=True),
-                 L.delta: self._latex_delta(number), L.I_SIZE: layer.n_out, L.J_SIZE: layer.n_in}
+                 L.delta: self._latex_delta(number)}
         names.update({base: sp.IndexedBase(f"{base}{number}", real=True) for base, _ in layer.parameters})
         if layer.noise is not None:
             names[layer.noise] = sp.IndexedBase(f"{layer.noise}{number}", real=True)
         if getattr(layer, "output", None) is not None:
             names[layer.output] = sp.IndexedBase(f"a{number}", real=True)
-        if len(layer.output_indices) == 3:
-            names[L.K_SIZE] = layer.pieces
         return names
 
     @staticmethod
     def _latex_delta(number):
         return sp.IndexedBase(rf"\delta_{{{number}}}", real=True)
 
-    def _latex_activation(self, layer, number, row, column):
-        """Layer ``number``'s activation at z[row, column], its parameters named as in the generated code."""
+    def _latex_activation(self, layer, number, indices):
+        """Layer ``number``'s activation at z[indices], its parameters named as in the generated code."""
         f = layer.activation
-        at = {f.variable: sp.IndexedBase(f"z{number}", real=True)[row, column]}
-        at.update({symbol: sp.IndexedBase(f"{symbol.name}{number}", real=True)[0 if spec.shared else column]
+        at = {f.variable: sp.IndexedBase(f"z{number}", real=True)[indices]}
+        at.update({symbol: sp.IndexedBase(f"{symbol.name}{number}", real=True)[0 if spec.shared else indices[-1]]
                    for symbol, spec in f.parameters})
         return f, at
 
     def _latex_forward(self, layer, number):
         names = self._latex_names(layer, number)
-        output = sp.IndexedBase(f"a{number}", real=True)[L.n, L.i]
-        declared = latex(layer.forward_map.xreplace(names))
+        indices = tuple(index_ for index_ in layer.output_indices if index_ != layer.max_over)
+        output = sp.IndexedBase(f"a{number}", real=True)[indices]
+        declared = latex(layer.sized_map().xreplace(names))
         if getattr(layer, "output", None) is not None:            # the map is the output (Softmax)
             return [rf"{latex(output)} = {declared}"]
         z = sp.IndexedBase(f"z{number}", real=True)
@@ -248,28 +275,28 @@ class Sequential:
             mask = latex(names[layer.noise][L.n, L.i])
             lines.append(rf"{mask} = \frac{{1}}{{1 - p}} \text{{ with probability }} 1 - p \text{{, else }} 0 "
                          rf"\text{{ (in training; 1 otherwise)}}, \quad p = {latex(exact_number(layer.p))}")
-        if len(layer.output_indices) == 3:
-            lines.append(rf"{latex(output)} = \max_{{k}} {latex(z[L.n, L.i, L.k])}")
+        if layer.max_over is not None:
+            lines.append(rf"{latex(output)} = \max_{{{layer.max_over}}} {latex(z[layer.output_indices])}")
             return lines
-        f, at = self._latex_activation(layer, number, L.n, L.i)
+        f, at = self._latex_activation(layer, number, indices)
         lines.append(rf"{latex(output)} = {latex(f.expr.xreplace(at))}")
         return lines
 
-    def _latex_fprime(self, number, row, column):
-        """`` · f'`` of layer ``number`` at [row, column] in the form the generated code evaluates ('' when f' = 1)."""
+    def _latex_fprime(self, number, indices):
+        """`` · f'`` of layer ``number`` at [indices] in the form the generated code evaluates ('' when f' = 1)."""
         kind, form = self.fprime_form(number - 1)
         if kind == "one":
             return ""
         layer = self.layers[number - 1]
-        f, at = self._latex_activation(layer, number, row, column)
+        f, at = self._latex_activation(layer, number, indices)
         if kind == "output":
-            at[A_SCALAR] = sp.IndexedBase(f"a{number}", real=True)[row, column]
+            at[A_SCALAR] = sp.IndexedBase(f"a{number}", real=True)[indices]
         return rf" \cdot \left({latex(form.xreplace(at))}\right)"
 
     def _latex_backward(self, layer, number):
         names = self._latex_names(layer, number)
         lines = []
-        if len(layer.output_indices) == 3:                        # Maxout: δ reaches the winning piece only
+        if layer.max_over is not None:                            # Maxout: δ reaches the winning piece only
             routed = sp.IndexedBase(rf"\bar{{z}}_{{{number}}}", real=True)
             winner = latex(sp.IndexedBase(f"z{number}", real=True)[L.n, L.i, L.k])
             lines.append(rf"{latex(routed[L.n, L.i, L.k])} = {latex(names[L.delta][L.n, L.i])} "
@@ -283,17 +310,18 @@ class Sequential:
             lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = "
                          rf"{latex(expr.xreplace(names))}{decay}")
         f = layer.activation
+        out = layer.output_indices
         for symbol, spec in f.parameters:
-            column = sp.Integer(0) if spec.shared else L.i
+            column = sp.Integer(0) if spec.shared else out[-1]
             parameter = sp.IndexedBase(f"{symbol.name}{number}", real=True)[column]
-            _, at = self._latex_activation(layer, number, L.n, L.i)
-            summed = (L.n, L.i) if spec.shared else (L.n,)
-            upstream = rf"\frac{{\partial L}}{{\partial {latex(sp.IndexedBase(f'a{number}', real=True)[L.n, L.i])}}}"
+            _, at = self._latex_activation(layer, number, out)
+            summed = out if spec.shared else (L.n,)
+            upstream = rf"\frac{{\partial L}}{{\partial {latex(sp.IndexedBase(f'a{number}', real=True)[out])}}}"
             lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = \sum_{{{', '.join(map(str, summed))}}} "
                          rf"{upstream} \left({latex(f.parameter_derivatives[symbol].xreplace(at))}\right)")
         if number > 1:
             indices, expr = vjps[L.a]
-            below, fprime = self._latex_delta(number - 1)[indices], self._latex_fprime(number - 1, *indices)
+            below, fprime = self._latex_delta(number - 1)[indices], self._latex_fprime(number - 1, indices)
             vjp = latex(expr.xreplace(names))
             lines.append(rf"{latex(below)} = " + (rf"\left({vjp}\right){fprime}" if fprime else vjp))
         return lines
@@ -368,7 +396,8 @@ class CompiledNetwork:
         Xavier/Glorot uniform otherwise), biases 0, trainable activation parameters at their initial values.
         Seeded and reproducible.
 
-        Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in.
+        Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in,
+        with n_in, n_out the fans of a weight entry (for a convolution, channels × kernel height × kernel width).
         """
         rng = np.random.default_rng(check_seed(seed))
         try:
@@ -380,7 +409,7 @@ class CompiledNetwork:
             chosen = scheme or layer.init or _default_scheme(layer.activation.name)
             for base, shape in layer.parameters:
                 if is_weight(layer, base):
-                    params[f"{base}{number}"][...] = _initial_weights(rng, chosen, layer.n_in, layer.n_out, shape)
+                    params[f"{base}{number}"][...] = _initial_weights(rng, chosen, *layer.fans(), shape)
             for symbol, spec in layer.activation.parameters:
                 params[f"{symbol.name}{number}"][...] = spec.initial
         return params
@@ -424,8 +453,12 @@ class CompiledNetwork:
     def _inputs(self, X, Y=None):
         first, last = self.model.layers[0], self.model.layers[-1]
         X = self._as_array(X, "X")
-        if X.ndim != 2 or X.shape[1] != first.n_in:
-            raise ShapeError(f"layer 1 {first!r} got input with shape {X.shape}; X must have shape (batch, {first.n_in})")
+        shape = self.model.input_shape
+        if X.ndim == len(shape) + 1 and X.shape[1:] == shape and len(shape) > 1:
+            X = X.reshape(len(X), -1)     # the generated code reads samples as rows (a view: X is C-contiguous)
+        elif X.ndim != 2 or X.shape[1] != first.n_in:     # (batch, entries) rows are taken as they are
+            raise ShapeError(f"layer 1 {first!r} got input with shape {X.shape}; X must have shape "
+                             f"(batch, {', '.join(map(str, shape))})")
         if X.shape[0] == 0:
             raise ShapeError("X has no rows; the batch must hold at least one sample")
         if not np.isfinite(X).all():
@@ -535,6 +568,11 @@ class CompiledNetwork:
         if packed is not params:
             copy_back(packed, params)
         return loss
+
+
+def _shape(shape):
+    """A per-sample shape as text: ``64`` or ``1×8×8``."""
+    return "×".join(map(str, shape))
 
 
 def _default_scheme(activation_name):

@@ -76,6 +76,6 @@ def layered_ops(model):
     the loss gradient.  Independent of the layer sizes."""
     layered = [model.loss.gradient]
     for layer in model.layers:
-        layered += [vjp for _, vjp in layer.vjps().values()]
+        layered += [vjp for _, vjp in layer.symbolic_vjps().values()]
         layered += [layer.activation.derivative, *layer.activation.parameter_derivatives.values()]
     return sum(count_ops(e) for e in layered)

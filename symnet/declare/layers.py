@@ -1,15 +1,20 @@
 """Layers: forward maps in index notation over symbolic sizes; backward passes are derived.
 
-A layer declares ``z[n, i]`` (sample ``n``, output unit ``i``) as a SymPy
-expression of its input ``a[n, j]`` and its parameters.  Its vector-Jacobian
-products
+A layer declares its output ``z[n, …]`` (sample ``n``) as a SymPy expression of
+its input ``a[n, …]`` and its parameters, in index notation of any rank, with
+affine indices where it reads shifted or strided entries (a convolution reads
+``a[n, d, s·y + u − p, s·x + v − p]``, zero outside the input: :func:`padded`).
+Its vector-Jacobian products
 
-.. math:: \\bar P[p, q] = \\sum_{n, i} \\delta[n, i] \\, \\partial z[n, i] / \\partial P[p, q]
+.. math:: \\bar P[p, q, …] = \\sum_{n, i, …} \\delta[n, i, …] \\, \\partial z[n, i, …] / \\partial P[p, q, …]
 
 are derived by SymPy and reduced by :func:`symnet.indexed.contract`, once per
 layer type: sizes stay symbols, so the cost does not grow with the number of
-parameters.  For ``Dense`` this gives ``Σ_n δ[n,p] a[n,q]``,
-``Σ_n δ[n,p]`` and ``Σ_i W[i,q] δ[r,i]``.
+parameters; each layer then puts in its sizes (:meth:`Layer.vjps`).  For
+``Dense`` this gives ``Σ_n δ[n,p] a[n,q]``, ``Σ_n δ[n,p]`` and
+``Σ_i W[i,q] δ[r,i]``; for ``Conv2D`` the kernel's gradient is a correlation
+of the input with δ and the input's a full convolution of δ with the flipped
+kernel, each with the bounds its guards give.
 """
 
 import math
@@ -19,20 +24,42 @@ import sympy as sp
 
 from symnet.declare import activations
 from symnet.errors import ConfigurationError, DifferentiationError, quoted
-from symnet.indexed import contract, index
+from symnet.indexed import InRange, contract, index, settle
 
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 
+
+def size(name):
+    """A symbolic extent (a positive integer)."""
+    return sp.Symbol(name, integer=True, positive=True)
+
+
 n, i, j, k, p, q, r = (index(name) for name in "nijkpqr")
-N = sp.Symbol("N", integer=True, positive=True)       # batch size
-I_SIZE = sp.Symbol("I", integer=True, positive=True)  # output units
-J_SIZE = sp.Symbol("J", integer=True, positive=True)  # input units
-K_SIZE = sp.Symbol("K", integer=True, positive=True)  # Maxout pieces
-RANGES = {n: N, i: I_SIZE, k: K_SIZE}
-"""The extent of each output index of a forward map."""
+c, d, y, x, u, v = (index(name) for name in "cdyxuv")
+N = size("N")         # batch size
+I_SIZE = size("I")    # output units
+J_SIZE = size("J")    # input units
+K_SIZE = size("K")    # Maxout pieces
+C_OUT, C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, S_H, S_W = (
+    size(name) for name in ("C", "D", "H", "W", "H_o", "W_o", "K_h", "K_w", "s_h", "s_w"))
+P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", "p_w"))
+RANGES = {i: I_SIZE, k: K_SIZE}
+"""The extent of each output index of a forward map (a layer's ``extents``)."""
+NAMED_SIZES = {"out": I_SIZE, "in": J_SIZE, "pieces": K_SIZE}
+"""Names ``parameter_shapes`` may use for the sizes."""
 a = sp.IndexedBase("a", real=True)                    # the layer's input
 delta = sp.IndexedBase("delta", real=True)            # ∂L/∂z, the upstream gradient
-SOURCE_INDICES = ((p,), (p, q), (p, q, r))
+VJP_INDICES = tuple(index(name) for name in "pqrtgh")
+"""The indices a VJP is taken at (the input's start with r, so its sample index does not clash with n), skipping
+those the forward map uses.  Never a float local of the generated code (z, m, e, …): they name its loops."""
+
+
+def padded(base, indices, extents):
+    """``base[indices]`` read as zero outside its extents: times an :class:`~symnet.indexed.InRange` guard for each
+    index that is not a plain index symbol (``a[n, d, s·y + u − p, …]``, zero padding)."""
+    guards = [InRange(position, 0, extent - 1) for position, extent in zip(indices[1:], extents)
+              if not isinstance(position, sp.Symbol)]
+    return base[indices] * sp.Mul(*guards)
 
 
 def _positive_int(value, what, layer):
@@ -41,41 +68,64 @@ def _positive_int(value, what, layer):
     return value
 
 
-class Layer:
-    """A layer declared by its forward map ``z[n, i]`` in index notation, then an elementwise activation.
+def _pair(value, what, layer, least=1):
+    """``value`` as a pair of integers ≥ ``least`` (an int means the same for rows and columns)."""
+    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(e, int) and not isinstance(e, bool) and e >= least for e in pair)):
+        raise ConfigurationError(f"{layer}: {what} must be an integer ≥ {least} or a pair of them, got {value!r}")
+    return tuple(pair)
 
-    Subclasses set ``forward_map`` (in the input ``a[n, j]`` and their
-    parameters, with the sizes ``I`` (outputs) and ``J`` (inputs)) and
-    ``parameter_shapes``: ``{base: shape}`` with "out" and "in" for the sizes,
-    in storage order.  Everything else — the vector-Jacobian products, the
-    generated forward and backward code — is derived from them.  The weights
-    (initialised by the scheme, decayed by ``weight_decay``) are the parameters
-    of rank ≥ 2 unless ``weights`` names them; the others start at 0.
+
+def _shape_text(shape):
+    return "×".join(map(str, shape))
+
+
+class Layer:
+    """A layer declared by its forward map ``z[n, …]`` in index notation, then an elementwise activation.
+
+    Subclasses set ``forward_map`` (in the input ``a[n, j]`` and their parameters, with the sizes ``I`` (outputs)
+    and ``J`` (inputs)) and ``parameter_shapes``: ``{base: shape}`` in storage order, the shape in size symbols or
+    the names "out", "in".  Layers on tensors of higher rank also set ``output_indices`` (sample index first),
+    ``extents`` (``{output index: size symbol}``), ``input_extents`` (the input's per-sample axes) and
+    :meth:`sizes`.  Everything else — the vector-Jacobian products, the generated forward and backward code, the
+    LaTeX — is derived from them.  The weights (initialised by the scheme, decayed by ``weight_decay``) are the
+    parameters of rank ≥ 2 unless ``weights`` names them; the others start at 0.
     """
 
     forward_map = None
     parameter_shapes = {}
-    output_indices = (n, i)   # or (n, i, k): the layer's output is then max_k z[n, i, k] (Maxout)
+    output_indices = (n, i)
+    extents = RANGES          # {output index: its size}
+    input_extents = (J_SIZE,)  # the input's per-sample axes
+    max_over = None           # an output index the layer's output is the max over (Maxout's k), or None
     weights = None            # the bases that are weights; None: those of rank ≥ 2
-    noise = None          # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
+    noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
     def __init__(self, n_in, n_out, activation=None, init=None):
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
         self.n_out = _positive_int(n_out, "n_out", type(self).__name__)
-        self.activation = activations.get(activation)
-        if init is not None and init not in INITIALISERS:
-            raise ConfigurationError(f"{type(self).__name__}: unknown initialisation {quoted(init)}; known: "
-                                     f"{', '.join(INITIALISERS)} (or None for the activation's default)")
-        self.init = init
+        self._configure(activation, init)
         reads_unit = any(e.base == a and len(e.indices) == 2 and e.indices[1] == i
                          for e in self.forward_map.atoms(sp.Indexed))
         if reads_unit and self.n_in != self.n_out:
             raise ConfigurationError(f"{self!r} reads its input at the output unit (a[n, i]), so it needs "
                                      f"n_in = n_out; got {self.n_in} and {self.n_out}")
+
+    def _configure(self, activation, init):
+        self.activation = activations.get(activation)
+        if init is not None and init not in INITIALISERS:
+            raise ConfigurationError(f"{type(self).__name__}: unknown initialisation {quoted(init)}; known: "
+                                     f"{', '.join(INITIALISERS)} (or None for the activation's default)")
+        self.init = init
         taken = {str(base) for base in self.parameter_shapes}
         clash = [s.name for s in self.activation.parameter_symbols if s.name in taken]
         if clash:
             raise ConfigurationError(f"{self!r}: activation parameter {clash[0]!r} has the name of a layer parameter")
+        if len(self.output_indices) - (self.max_over is not None) > 2 and any(
+                not spec.shared for _, spec in self.activation.parameters):
+            raise ConfigurationError(f"{self!r}: an activation with a parameter per neuron needs a layer with "
+                                     "vector outputs; share the parameter (shared=True)")
 
     @property
     def kind(self):
@@ -84,28 +134,89 @@ class Layer:
     def __repr__(self):
         return f"{self.kind}({self.n_in}, {self.n_out}, activation={self.activation.name!r})"
 
+    def sizes(self):
+        """``{size symbol or name: value}``: the extents the declaration uses."""
+        return {I_SIZE: self.n_out, J_SIZE: self.n_in, "out": self.n_out, "in": self.n_in}
+
+    def size_values(self):
+        """``{size symbol: value}``, to put into the declared expressions."""
+        return {symbol: value for symbol, value in self.sizes().items() if isinstance(symbol, sp.Symbol)}
+
+    def _extent(self, extent):
+        return self.sizes()[NAMED_SIZES.get(extent, extent)]
+
+    @property
+    def input_shape(self):
+        """The per-sample shape of the input, or None when it comes from the layer before."""
+        return tuple(self._extent(extent) for extent in self.input_extents)
+
+    @property
+    def z_shape(self):
+        """The per-sample shape of ``z`` (over every output index after n)."""
+        return tuple(self._extent(self.extents[index_]) for index_ in self.output_indices[1:])
+
+    @property
+    def output_shape(self):
+        """The per-sample shape of the layer's output (without the index it takes the max over)."""
+        return tuple(self._extent(self.extents[index_]) for index_ in self.output_indices[1:]
+                     if index_ != self.max_over)
+
+    def shaped(self, shape):
+        """True when this layer takes inputs of per-sample ``shape``; a layer sized by its input takes it then."""
+        return tuple(shape) == self.input_shape
+
+    def fans(self):
+        """``(fan_in, fan_out)`` of a weight entry, for the initialisation schemes."""
+        return self.n_in, self.n_out
+
     @property
     def parameters(self):
         """``[(base, shape)]`` in storage order: the forward map's, then the activation's trainable parameters."""
-        sizes = self.sizes()
-        result = [(base, tuple(sizes.get(extent, extent) for extent in shape))
+        result = [(base, tuple(self._extent(extent) for extent in shape))
                   for base, shape in self.parameter_shapes.items()]
         for parameter, spec in self.activation.parameters:
             result.append((sp.IndexedBase(parameter.name, real=True), (1,) if spec.shared else (self.n_out,)))
         return result
 
-    def sizes(self):
-        """The named extents that ``parameter_shapes`` may use."""
-        return {"out": self.n_out, "in": self.n_in}
-
     def definition(self):
         """Text that identifies this layer for the content hash."""
-        return (f"{self.kind}({self.n_in},{self.n_out},{sp.srepr(self.forward_map)},{sp.srepr(self.activation.expr)},"
-                f"{self.activation.parameters},{self.init})")
+        return (f"{self.kind}({self.input_shape},{self.z_shape},{sorted(map(str, self.size_values().items()))},"
+                f"{sp.srepr(self.forward_map)},{sp.srepr(self.activation.expr)},{self.activation.parameters},"
+                f"{self.init})")
+
+    def _vjp_targets(self):
+        """``{base: (indices, symbolic extents)}`` for the input ``a`` and every forward-map parameter."""
+        used = {symbol for e in self.forward_map.atoms(sp.Indexed) for symbol in e.free_symbols}
+        free = [index_ for index_ in VJP_INDICES if index_ not in used]
+        first = [index_ for index_ in (r, q) if index_ in free]        # Dense's input VJP is taken at [r, q]
+        targets = {a: ((*first, *[f for f in free if f not in first]), (N, *self.input_extents))}
+        for base, shape in self.parameter_shapes.items():
+            targets[base] = (tuple(free), tuple(NAMED_SIZES.get(extent, extent) for extent in shape))
+        return {base: (indices[:len(extents)], extents) for base, (indices, extents) in targets.items()}
+
+    def symbolic_vjps(self):
+        """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter, in the
+        declared size symbols."""
+        targets = tuple((base, *target) for base, target in self._vjp_targets().items())
+        ranges = tuple((index_, self.extents[index_]) for index_ in self.output_indices[1:])
+        return _derived_vjps(self.forward_map, targets, self.output_indices, ranges)
 
     def vjps(self):
-        """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter."""
-        return _derived_vjps(self.forward_map, tuple(self.parameter_shapes), self.output_indices)
+        """:meth:`symbolic_vjps` with this layer's sizes put in and the guards they decide settled."""
+        values = self.size_values()
+        result = {}
+        for base, (indices, extents) in self._vjp_targets().items():
+            ranges = {index_: (0, sp.sympify(extent).xreplace(values) - 1) for index_, extent in zip(indices, extents)}
+            derived_indices, expr = self.symbolic_vjps()[base]
+            result[base] = (derived_indices, settle(expr.xreplace(values), ranges))
+        return result
+
+    def sized_map(self):
+        """The forward map with this layer's sizes put in and the guards they decide settled."""
+        values = self.size_values()
+        ranges = {n: (0, N - 1), **{index_: (0, self._extent(self.extents[index_]) - 1)
+                                    for index_ in self.output_indices[1:]}}
+        return settle(self.forward_map.xreplace(values), ranges)
 
 
 class Dense(Layer):
@@ -129,6 +240,7 @@ class Maxout(Layer):
     forward_map = sp.Sum(W[i, k, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i, k]
     parameter_shapes = {W: ("out", "pieces", "in"), b: ("out", "pieces")}
     output_indices = (n, i, k)
+    max_over = k
     weights = (W,)            # b has rank 2 but is a bias: it starts at 0 and is not decayed
 
     def __init__(self, n_in, n_out, pieces=2, init=None):
@@ -139,27 +251,127 @@ class Maxout(Layer):
         return f"Maxout({self.n_in}, {self.n_out}, pieces={self.pieces})"
 
     def sizes(self):
-        return {**super().sizes(), "pieces": self.pieces}
+        return {**super().sizes(), K_SIZE: self.pieces, "pieces": self.pieces}
 
-    def definition(self):
-        return f"Maxout({self.n_in},{self.n_out},{self.pieces},{self.init})"
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, PyTorch's ``Conv2d``) on inputs (channels, height, width), with zero
+    padding ``p`` and stride ``s``:
+
+    ``z[n,c,y,x] = Σ_{d,u,v} W[c,d,u,v] · a[n, d, s_h·y + u − p_h, s_w·x + v − p_w] + b[c]``, ``a' = f(z)``,
+
+    a read outside the input being 0.  W has shape (out_channels, in_channels, K_h, K_w); the output has
+    ⌊(H + 2p − K)/s⌋ + 1 rows and columns.  The input's height and width come from the layer before (or the
+    model's ``input_shape``)."""
+
+    W = sp.IndexedBase("W", real=True)
+    b = sp.IndexedBase("b", real=True)
+    forward_map = sp.Sum(W[c, d, u, v] * padded(a, (n, d, S_H * y + u - P_H, S_W * x + v - P_W), (C_IN, H_IN, W_IN)),
+                         (d, 0, C_IN - 1), (u, 0, KH - 1), (v, 0, KW - 1)) + b[c]
+    parameter_shapes = {W: (C_OUT, C_IN, KH, KW), b: (C_OUT,)}
+    output_indices = (n, c, y, x)
+    extents = {c: C_OUT, y: H_OUT, x: W_OUT}
+    input_extents = (C_IN, H_IN, W_IN)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, activation=None, init=None):
+        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2D")
+        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2D")
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
+        self.stride = _pair(stride, "stride", "Conv2D")
+        self.padding = _pair(padding, "padding", "Conv2D", least=0)
+        self.image = None     # (height, width) of the input, from the layer before
+        self._configure(activation, init)
+
+    def __repr__(self):
+        options = "".join(f", {name}={value[0] if value[0] == value[1] else value}"
+                          for name, value, default in (("stride", self.stride, (1, 1)),
+                                                       ("padding", self.padding, (0, 0))) if value != default)
+        kernel = self.kernel_size[0] if self.kernel_size[0] == self.kernel_size[1] else self.kernel_size
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={kernel}{options}, "
+                f"activation={self.activation.name!r})")
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 3 or shape[0] != self.in_channels:
+            return False
+        height, width = shape[1:]
+        for extent, kernel, pad, axis in zip((height, width), self.kernel_size, self.padding, ("height", "width")):
+            if extent + 2 * pad < kernel:
+                raise ConfigurationError(f"{self!r}: the kernel's {axis} {kernel} is larger than the padded input's "
+                                         f"{extent + 2 * pad} (input {_shape_text(shape)}, padding {pad})")
+        self.image = (height, width)
+        return True
+
+    def sizes(self):
+        if self.image is None:
+            raise ConfigurationError(f"{self!r} does not know its input's height and width: give the model "
+                                     f"input_shape=(channels, height, width)")
+        (height, width), (kh, kw), (sh, sw), (ph, pw) = self.image, self.kernel_size, self.stride, self.padding
+        return {C_OUT: self.out_channels, C_IN: self.in_channels, H_IN: height, W_IN: width, KH: kh, KW: kw,
+                S_H: sh, S_W: sw, P_H: ph, P_W: pw,
+                H_OUT: (height + 2 * ph - kh) // sh + 1, W_OUT: (width + 2 * pw - kw) // sw + 1}
+
+    @property
+    def input_shape(self):
+        return None if self.image is None else super().input_shape
+
+    @property
+    def n_in(self):
+        return math.prod(self.input_shape)
+
+    @property
+    def n_out(self):
+        return math.prod(self.output_shape)
+
+    def fans(self):
+        receptive = self.kernel_size[0] * self.kernel_size[1]
+        return self.in_channels * receptive, self.out_channels * receptive
 
 
 class SizedByPredecessor(Layer):
-    """A layer without parameters whose size is that of the layer before it (give ``size`` when it comes first)."""
+    """A layer without parameters whose input shape is the output shape of the layer before it (give ``size``
+    when it comes first).  Its map reads the input as a vector ``a[n, i]`` (the entries in C order)."""
 
     parameter_shapes = {}
+    input_extents = (I_SIZE,)
 
     def __init__(self, size=None):
-        self.n_in = self.n_out = None if size is None else _positive_int(size, "size", type(self).__name__)
+        self.shape = None if size is None else (_positive_int(size, "size", type(self).__name__),)
         self.activation = activations.get(None)
         self.init = None
 
-    def sized(self, size):
-        """This layer with its size set (from the layer before it)."""
-        if self.n_in is None:
-            self.n_in = self.n_out = size
-        return self
+    def shaped(self, shape):
+        self.shape = tuple(shape)
+        return True
+
+    @property
+    def n_in(self):
+        return None if self.shape is None else math.prod(self.shape)
+
+    n_out = n_in
+
+    @property
+    def input_shape(self):
+        return self.shape
+
+    output_shape = input_shape
+
+
+class Flatten(SizedByPredecessor):
+    """``z[n, i] = a[n, i]`` with the input's entries in C order (channel, row, column), as ``torch.flatten(x, 1)``:
+    a Dense layer can follow a convolution.  The same memory, so it costs nothing."""
+
+    forward_map = a[n, i]
+
+    def __init__(self):
+        super().__init__()
+
+    def __repr__(self):
+        return "Flatten()"
+
+    @property
+    def output_shape(self):
+        return None if self.shape is None else (self.n_in,)
 
 
 class Softmax(SizedByPredecessor):
@@ -172,17 +384,14 @@ class Softmax(SizedByPredecessor):
     with the max shift, exp(a − m)/Σ exp(a − m).
     """
 
-    forward_map = sp.exp(a[n, i]) / sp.Sum(sp.exp(a[n, j]), (j, 0, J_SIZE - 1))
+    forward_map = sp.exp(a[n, i]) / sp.Sum(sp.exp(a[n, j]), (j, 0, I_SIZE - 1))
     output = sp.IndexedBase("s", real=True)
 
     def __repr__(self):
         return f"Softmax(size={self.n_in})"
 
-    def definition(self):
-        return f"Softmax({self.n_in})"
-
-    def vjps(self):
-        indices, derived = _derived_vjps(self.forward_map, (), self.output_indices)[a]
+    def symbolic_vjps(self):
+        indices, derived = super().symbolic_vjps()[a]
         row = indices[0]
         normaliser = sp.Symbol("S", positive=True)
         (denominator,) = self.forward_map.atoms(sp.Sum)
@@ -218,20 +427,21 @@ class Dropout(SizedByPredecessor):
         return f"Dropout({self.p}, size={self.n_in})"
 
     def definition(self):
-        return f"Dropout({self.p},{self.n_in})"
+        return f"Dropout({self.p},{self.shape})"
 
 
 @lru_cache(maxsize=None)
-def _derived_vjps(forward_map, parameters, output_indices):
+def _derived_vjps(forward_map, targets, output_indices, output_ranges):
+    """``{base: (indices, Σ_out δ[out] ∂z[out]/∂base[indices] reduced)}`` for each ``(base, indices, extents)`` of
+    ``targets``; ``output_ranges``: the extent of each output index after n."""
     result = {}
-    limits = [(index_, 0, RANGES[index_] - 1) for index_ in output_indices]
-    for base in (a, *parameters):
-        rank = max(len(e.indices) for e in forward_map.atoms(sp.Indexed) if e.base == base)
-        indices = SOURCE_INDICES[rank - 1]
-        if base == a:
-            indices = (r, q)          # the input's sample index must not clash with n
+    limits = [(n, 0, N - 1)] if output_indices[0] == n else []
+    extents = dict(output_ranges)
+    limits += [(index_, 0, extents[index_] - 1) for index_ in output_indices[1:]]
+    for base, indices, base_extents in targets:
         total = sp.Sum(delta[output_indices] * sp.diff(forward_map, base[indices]), *limits)
-        result[base] = (indices, contract(total))
+        ranges = {index_: (0, extent - 1) for index_, extent in zip(indices, base_extents)}
+        result[base] = (indices, contract(total, ranges))
     return result
 
 

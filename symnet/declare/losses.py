@@ -46,7 +46,7 @@ class Loss:
     @cached_property
     def gradient(self):
         """∂ℓ/∂o[j], derived from the evaluated form (the row max m held constant: ℓ does not depend on it)."""
-        return contract(sp.diff(self.evaluated, o[j]))
+        return contract(sp.diff(self.evaluated, o[j]), {j: (0, K - 1)})
 
     @cached_property
     def stable_value(self):

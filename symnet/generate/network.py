@@ -30,7 +30,7 @@ from symnet.declare import losses, optimizers
 from symnet.declare.parse import exact_number
 from symnet.generate import kernels, modules
 from symnet.generate.printer import NumbaPrinter
-from symnet.indexed import terms
+from symnet.indexed import affine_interval, terms
 from symnet.rewrites import stable
 
 INDENT = "    "
@@ -111,11 +111,6 @@ def _arrays(expr, names):
     return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
 
 
-def _pieces(layer):
-    """True for a layer whose output is a max over its last output index (Maxout)."""
-    return len(layer.output_indices) == 3
-
-
 def _hoist(expr, scalars, hoisted):
     """Replace the largest subexpressions of ``expr`` in ``scalars`` only by names ``c0, c1, ...`` (in ``hoisted``),
     so the per-parameter loop does not recompute, e.g., Adam's 1 − ρ1^t."""
@@ -132,8 +127,21 @@ def _hoist(expr, scalars, hoisted):
     return expr.func(*(_hoist(arg, scalars, hoisted) for arg in expr.args))
 
 
+def _interval_of(bound, known):
+    """(lowest, highest) of an integer bound ``ceiling(e/c)``, ``floor(e/c) + k`` or affine ``e`` over ``known``."""
+    offset, parts = bound.as_coeff_Add()
+    rounding = type(parts) if isinstance(parts, (sp.ceiling, sp.floor)) else None
+    inner = parts.args[0] if rounding else parts
+    interval = affine_interval(sp.expand(inner), known)
+    if interval is None:
+        return None
+    if rounding:
+        interval = tuple(rounding(end) for end in interval)
+    return tuple(end + offset for end in interval)
+
+
 def _is_matmul(term, target):
-    if len(term.factors) != 2 or len(term.summed) != 1 or len(target) != 2 or term.coefficient != 1 or term.rest != 1:
+    if term.guards or len(term.factors) != 2 or len(term.summed) != 1 or len(target) != 2 or term.coefficient != 1 or term.rest != 1:
         return False
     (s,) = term.summed
     return all(len(f.indices) == 2 and s in f.indices and len(set(f.indices) & set(target)) == 1
@@ -166,17 +174,22 @@ class NetworkModule:
         self.flat = {}   # {buffer name: its slice of scratch}
         self.kernels = kernels.FUNCTIONS
         self.printer = NumbaPrinter(dtype, kernels=self.kernels)
-        self.shapes = {"X": ("batch", model.layers[0].n_in), "Y": ("batch", model.layers[-1].n_out)}
+        # the arrays' shapes; per-sample tensors of rank > 1 are stored as rows of the batch (printer.flat_rows)
+        self.shapes = {"X": ("batch", *model.layers[0].input_shape), "Y": ("batch", model.layers[-1].n_out)}
         for number, layer in enumerate(model.layers, start=1):
             for base, shape in layer.parameters:
                 self.shapes[f"{base}{number}"] = shape
                 self.shapes[f"grad_{base}{number}"] = shape
             for prefix in ("z", "a", "delta", "fprime"):
-                self.shapes[f"{prefix}{number}"] = ("batch", layer.n_out)
+                self.shapes[f"{prefix}{number}"] = ("batch", *layer.output_shape)
             if layer.noise is not None:
-                self.shapes[f"{layer.noise}{number}"] = ("batch", layer.n_out)
-            if _pieces(layer):
-                self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", layer.n_out, layer.pieces)
+                self.shapes[f"{layer.noise}{number}"] = ("batch", *layer.output_shape)
+            if layer.max_over is not None:
+                self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", *layer.z_shape)
+        pieces = {f"{prefix}{number}" for number, layer in enumerate(model.layers, start=1)
+                  if layer.max_over is not None for prefix in ("z", "dz")}   # Maxout's z: a (batch, out, pieces) view
+        self.printer.flat_rows = {name: shape[1:] for name, shape in self.shapes.items()
+                                  if shape[0] == "batch" and len(shape) > 2 and name not in pieces}
 
     def p(self, expr):
         return self.printer.doprint(expr)
@@ -194,21 +207,30 @@ class NetworkModule:
             self.printer.kernels = kernels
 
     def _size(self, index, factors):
+        """The extent of ``index`` from the first factor that has it as a plain index (a rows array read as
+        ``a[n, i]`` has ``i`` over all its entries)."""
         for factor in factors:
             if index in factor.indices:
-                return self.shapes[str(factor.base)][factor.indices.index(index)]
+                shape = self.shapes[str(factor.base)]
+                if len(factor.indices) == 2 and len(shape) > 2:
+                    shape = (shape[0], math.prod(shape[1:]))
+                return shape[factor.indices.index(index)]
         raise ValueError(f"index {index} has no size")
 
     def _loops(self, w, term_list, target, target_indices, accumulate=False):
-        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors.
+        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors, where the guards hold.
 
-        A single sum over the batch index (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in
-        memory order (docs/performance.md); each cell still adds in batch order from 0: the same bits."""
-        all_factors = [f for t in term_list for f in t.factors]
-        cell = f"{target}[{', '.join(map(str, target_indices))}]"
-        ranges = [(idx, self._size(idx, all_factors)) for idx in target_indices]
-        if (not accumulate and len(term_list) == 1 and len(term_list[0].summed) == 1
-                and self._size(term_list[0].summed[0], all_factors) == "batch"):
+        A guard on a summed index bounds that index's loop (:meth:`_bounded`), so a convolution's loops never
+        visit the padding; a guard on the target's indices only is an ``if``.  A single sum over the batch index
+        (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in memory order
+        (docs/performance.md); each cell still adds in batch order from 0: the same bits."""
+        shape = self.shapes[target]
+        if len(target_indices) == 2 and len(shape) > 2:
+            shape = (shape[0], math.prod(shape[1:]))
+        cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
+        ranges = list(zip(target_indices, shape))
+        if (not accumulate and len(term_list) == 1 and len(term_list[0].summed) == 1 and not term_list[0].guards
+                and self._size(term_list[0].summed[0], term_list[0].factors) == "batch"):
             t = term_list[0]
             with w.loops(*ranges):
                 w(f"{cell} = {self.p(sp.Float(0))}")
@@ -218,14 +240,85 @@ class NetworkModule:
         with w.loops(*ranges):
             w(f"total = {self.p(sp.Float(0))}")
             for t in term_list:
-                with w.loops(*((idx, self._size(idx, t.factors)) for idx in t.summed)):
-                    w(f"total += {self.p(t.summand)}")
+                known = {index_: (0, extent - 1) for index_, extent in ranges if extent != "batch"}
+                conditions, bounds = [], {index_: [] for index_ in t.summed}
+                for guard in t.guards:
+                    inner = [index_ for index_ in t.summed if guard.args[0].has(index_)]
+                    if inner:
+                        bounds[inner[-1]].append(guard)
+                    else:
+                        low, high = (self.index_text(e) for e in guard.args[1:])
+                        conditions.append(f"{low} <= {self.index_text(guard.args[0])} <= {high}")
+                if conditions:
+                    w(f"if {' and '.join(conditions)}:")
+                    w.depth += 1
+                depth = w.depth
+                for index_ in t.summed:
+                    extent = self._size(index_, t.factors)
+                    w(f"for {index_} in range({self._range(index_, extent, bounds[index_], known)}):")
+                    w.depth += 1
+                    if extent != "batch":
+                        known[index_] = (0, extent - 1)
+                w(f"total += {self.p(t.summand)}")
+                w.depth = depth - bool(conditions)
             w(f"{cell} {'+=' if accumulate else '='} total")
+
+    def index_text(self, expr):
+        return self.printer.index_text(expr)
+
+    def _bounded(self, index_, extent, guards, known):
+        """The (lower, upper) bounds as text of ``index_`` over ``0 … extent − 1`` where every guard
+        ``[low ≤ c·index_ + rest ≤ high]`` holds (c a nonzero integer, rest in the outer loops' indices, whose ranges
+        ``known`` gives: a bound those ranges always satisfy is left out)."""
+        lower, upper = [sp.Integer(0)], [extent if extent == "batch" else sp.Integer(extent)]
+        for guard in guards:
+            e, low, high = guard.args
+            coefficient = e.coeff(index_)
+            rest = sp.expand(e - coefficient * index_)
+            if not coefficient.is_Integer or coefficient == 0 or rest.has(index_):
+                raise ValueError(f"guard {guard} is not affine in {index_}")
+            if coefficient < 0:
+                coefficient, rest, low, high = -coefficient, -rest, -high, -low
+            lower.append(sp.ceiling((low - rest) / coefficient))
+            upper.append(sp.floor((high - rest) / coefficient) + 1)
+        return self._extreme(max, lower, known), self._extreme(min, upper, known)
+
+    def _extreme(self, pick, bounds, known):
+        """``max(…)``/``min(…)`` of the bounds as text, leaving out those the others always dominate over the
+        ``known`` ranges (the loop's own extent is the first bound)."""
+        first, kept = bounds[0], []
+        for bound in bounds[1:]:
+            interval = _interval_of(bound, known)
+            if interval is not None and first != "batch" and (
+                    (pick is max and interval[1] <= first) or (pick is min and interval[0] >= first)):
+                continue
+            kept.append(bound)
+        texts = [str(first) if first == "batch" else self.index_text(first)] + [self._floor_text(b) for b in kept]
+        return texts[0] if len(texts) == 1 else f"{pick.__name__}({', '.join(texts)})"
+
+    def _range(self, index_, extent, guards, known):
+        """``range(…)``'s arguments (``lower, upper``, or ``upper`` alone when the lower bound is 0)."""
+        lower, upper = self._bounded(index_, extent, guards, known)
+        return upper if lower == "0" else f"{lower}, {upper}"
+
+    def _floor_text(self, bound):
+        """A bound ``ceiling(e/c)`` or ``floor(e/c) + k`` printed in integer arithmetic (``//`` floors)."""
+        offset, parts = bound.as_coeff_Add()
+        if isinstance(parts, sp.ceiling):
+            numerator, denominator = sp.fraction(sp.together(parts.args[0]))
+            text = f"-(({self.index_text(sp.expand(-numerator))}) // {denominator})"
+        elif isinstance(parts, sp.floor):
+            numerator, denominator = sp.fraction(sp.together(parts.args[0]))
+            text = f"({self.index_text(sp.expand(numerator))}) // {denominator}"
+        else:
+            return self.index_text(bound)
+        return text if offset == 0 else f"{text} + {self.index_text(offset)}"
 
     def _small(self, term):
         """True when the fixed (non-batch) extents of a product multiply to at most SMALL_PRODUCT: plain loops
         then beat a BLAS call's overhead (docs/performance.md)."""
-        extents = {index: self._size(index, term.factors) for f in term.factors for index in f.indices}
+        extents = {index: self._size(index, term.factors) for f in term.factors for index in f.indices
+                   if isinstance(index, sp.Symbol)}
         fixed = 1
         for extent in extents.values():
             if extent != "batch":
@@ -280,7 +373,7 @@ class NetworkModule:
         width = math.prod(shape[1:])
         start, self.scratch_width = self.scratch_width, self.scratch_width + width
         self.flat[name] = f"scratch[{f'{start} * batch' if start else ''}:{start + width} * batch]"
-        self.view(w, name, self.flat[name], shape)
+        self.view(w, name, self.flat[name], ("batch", width) if name in self.printer.flat_rows else shape)
         if zero:
             w(f"{name}[:] = {self.p(sp.Float(0))}")
 
@@ -298,48 +391,60 @@ class NetworkModule:
         for number, layer in enumerate(self.model.layers, start=1):
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, **self._parameter_names(layer, number)}
-            mapped = _arrays(layer.forward_map, names)
+            sized = layer.sized_map()
+            mapped = _arrays(sized, names)
             f = layer.activation
-            w(f"# layer {number}: z{number}[n, i] = {layer.forward_map}   (a = {previous}); "
-              f"a{number} = f(z{number}), f(t) = {f.expr}")
+            out = layer.output_indices
+            w(f"# layer {number}: z{number}{list(out)} = {sized}   (a = {previous}); a{number} = f(z{number}), "
+              f"f(t) = {f.expr}")
+            if sized == L.a[out] and f.expr == f.variable:
+                w(f"a{number} = z{number} = {previous}   # the map is its input: the same memory")
+                continue
             summed = [t for t in terms(mapped) if t.summed]
             elementwise = [t for t in terms(mapped) if not t.summed]
+            if any(t.guards for t in elementwise):
+                raise ValueError(f"layer {number}: a guard outside a sum is not supported: {sized}")
             if layer.noise is not None:
                 self._draw_noise(w, layer, number)
             if getattr(layer, "output", None) is not None:
                 with self.innermost(layer.n_out):
                     self._softmax(w, layer, number, previous)
                 continue
-            if _pieces(layer):
-                self.contraction(w, summed, f"z{number}", layer.output_indices, allocate=True)
+            if layer.max_over is not None:
+                self.contraction(w, summed, f"z{number}", out, allocate=True)
                 self._max_over_pieces(w, layer, number, elementwise)
                 continue
             if summed:
-                self.contraction(w, summed, f"z{number}", (L.n, L.i), allocate=True)
+                self.contraction(w, summed, f"z{number}", out, allocate=True)
             else:
-                self.buffer(w, f"z{number}", ("batch", layer.n_out), zero=True)
+                self.buffer(w, f"z{number}", ("batch", *layer.z_shape), zero=True)
             identity = f.expr == f.variable
             keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
             if keep_z and not identity:
-                self.buffer(w, f"a{number}", ("batch", layer.n_out))
+                self.buffer(w, f"a{number}", ("batch", *layer.z_shape))
             else:
                 w(f"a{number} = z{number}" + ("" if identity else "   # a = f(z) is written over z (not needed later)"))
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
-                self.buffer(w, f"fprime{number}", ("batch", layer.n_out))
+                self.buffer(w, f"fprime{number}", ("batch", *layer.z_shape))
             expensive = any(not isinstance(call, CHEAP_FUNCTIONS)
                             for call in self.model.activation_value(number - 1).atoms(sp.Function))
             parallel = self.parallel and expensive and layer.n_out >= PARALLEL_MIN_WIDTH
-            with w.loops(("n", "batch"), ("i", layer.n_out), parallel=parallel), self.innermost(layer.n_out):
+            loops = [("n", "batch"), *zip(map(str, out[1:]), layer.z_shape)]
+
+            def cell(name):
+                return self.p(sp.IndexedBase(name, real=True)[out])
+
+            with w.loops(*loops, parallel=parallel), self.innermost(layer.z_shape[-1]):
                 bias = sum((t.summand for t in elementwise), sp.Integer(0))
-                w(f"z = z{number}[n, i] + {self.p(bias)}")
+                w(f"z = {cell(f'z{number}')} + {self.p(bias)}")
                 if keep_z:
-                    w(f"z{number}[n, i] = z")
+                    w(f"{cell(f'z{number}')} = z")
                 at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
                 if not identity:
-                    w(f"a{number}[n, i] = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
+                    w(f"{cell(f'a{number}')} = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
                 if store_fprime and fprime[0] == "input":
-                    w(f"fprime{number}[n, i] = {self.p(fprime[1].xreplace(at_z))}")
+                    w(f"{cell(f'fprime{number}')} = {self.p(fprime[1].xreplace(at_z))}")
 
     def _softmax(self, w, layer, number, previous):
         """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
@@ -558,7 +663,7 @@ class NetworkModule:
             layer = model.layers[number - 1]
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
-            if _pieces(layer):
+            if layer.max_over is not None:
                 w(f"# maxout: δ reaches only the winning piece, dz{number}[n, i, k] = delta{number}[n, i] [k = piece]")
                 self.buffer(w, f"dz{number}", ("batch", layer.n_out, layer.pieces), zero=True)
                 with w.loops(("n", "batch"), ("i", layer.n_out)):
@@ -572,10 +677,12 @@ class NetworkModule:
             if number > 1:
                 indices, expr = vjps[L.a]
                 target = f"delta{number - 1}"
-                self.shapes[target] = ("batch", layer.n_in)
                 fprime = model.fprime_form(number - 2)
-                w(f"# {target}[r, q] = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
-                self.contraction(w, terms(_arrays(expr, names)), target, indices, allocate=True)
+                w(f"# {target}{list(indices)} = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
+                if expr == L.delta[indices]:
+                    w(f"{target} = delta{number}   # the same memory: δ is written over (not needed later)")
+                else:
+                    self.contraction(w, terms(_arrays(expr, names)), target, indices, allocate=True)
                 learned = model.layers[number - 2].activation.parameters
                 if learned:
                     w(f"# ∂L/∂γ = Σ ∂L/∂a{number - 1} ⊙ ∂f/∂γ for the trainable activation parameters γ of layer "

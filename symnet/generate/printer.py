@@ -16,6 +16,7 @@ nested conditional expressions (both inherited), ``erf`` as ``math.erf``.
 
 import builtins
 import keyword
+import math
 import unicodedata
 
 import sympy as sp
@@ -79,6 +80,9 @@ class NumbaPrinter(PythonCodePrinter):
         float64, ``_tanh32(x)`` in float32)."""
         self.used = set()
         """The kernels printed so far (their names: ``"tanh32"``), whose sources the module must include."""
+        self.flat_rows = {}
+        """``{array name: per-sample shape}`` of arrays stored as (batch, entries) rows: ``a[n, c, y, x]`` prints as
+        ``a[n, c·H·W + y·W + x]`` (C order)."""
 
     def _print_kernel_or_libm(self, expr):
         name = type(expr).__name__
@@ -99,12 +103,20 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Indexed(self, expr):
         """``base[i, j]``: indices are integers, so they print without the float32 casts of numbers."""
+        shape = self.flat_rows.get(str(expr.base))
+        indices = expr.indices
+        if shape is not None and len(indices) == len(shape) + 1:
+            strides = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
+            indices = (indices[0], sp.Add(*(stride * index for stride, index in zip(strides, indices[1:]))))
+        return f"{expr.base}[{', '.join(self.index_text(index) for index in indices)}]"
+
+    def index_text(self, expr):
+        """An integer index expression, printed without the float32 casts of numbers."""
         dtype, self.dtype = self.dtype, "float64"
         try:
-            indices = ", ".join(self._print(index) for index in expr.indices)
+            return self._print(expr)
         finally:
             self.dtype = dtype
-        return f"{expr.base}[{indices}]"
 
     def _print_Integer(self, expr):
         if abs(expr.p) > EXACT_INTEGER_MAX:   # beyond int64 Numba cannot type it; a float literal keeps the value
