@@ -151,8 +151,9 @@ class Term:
     coefficient: sp.Expr
     factors: tuple      # Indexed objects
     summed: tuple       # index symbols
+    limits: tuple       # (index, low, high) of each summed index
     rest: sp.Expr       # non-indexed remaining factor (1 for pure contractions)
-    guards: tuple = ()  # InRange factors: the summand is 0 where one is 0
+    guards: tuple       # InRange factors: the summand is 0 where one is 0
 
     @property
     def summand(self):
@@ -164,17 +165,17 @@ def terms(expr):
     """Read a contracted index expression as a list of :class:`Term`."""
     found = []
     for part in sp.Add.make_args(distribute(expr)):
-        summed = ()
+        limits = ()
         while True:          # Σ_i f·(Σ_j g) is read as Σ_i Σ_j f·g (the indices are distinct symbols)
             inner = part if isinstance(part, sp.Sum) else next(
                 (f for f in sp.Mul.make_args(part) if isinstance(f, sp.Sum)), None)
             if inner is None:
                 break
-            summed = summed + tuple(v for v, _, _ in inner.limits)
+            limits = limits + tuple(inner.limits)
             part = part.function if inner is part else part.xreplace({inner: inner.function})
         coefficient, factors = part.as_coeff_mul()
         indexed = tuple(f for f in factors if isinstance(f, sp.Indexed))
         guards = tuple(f for f in factors if isinstance(f, InRange))
         rest = sp.Mul(*[f for f in factors if not isinstance(f, (sp.Indexed, InRange))])
-        found.append(Term(coefficient, indexed, summed, rest, guards))
+        found.append(Term(coefficient, indexed, tuple(v for v, _, _ in limits), limits, rest, guards))
     return found

@@ -264,7 +264,7 @@ class Sequential:
 
     def _latex_forward(self, layer, number):
         names = self._latex_names(layer, number)
-        indices = tuple(index_ for index_ in layer.output_indices if index_ != layer.max_over)
+        indices = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
         output = sp.IndexedBase(f"a{number}", real=True)[indices]
         declared = latex(layer.sized_map().xreplace(names))
         if getattr(layer, "output", None) is not None:            # the map is the output (Softmax)
@@ -275,8 +275,9 @@ class Sequential:
             mask = latex(names[layer.noise][L.n, L.i])
             lines.append(rf"{mask} = \frac{{1}}{{1 - p}} \text{{ with probability }} 1 - p \text{{, else }} 0 "
                          rf"\text{{ (in training; 1 otherwise)}}, \quad p = {latex(exact_number(layer.p))}")
-        if layer.max_over is not None:
-            lines.append(rf"{latex(output)} = \max_{{{layer.max_over}}} {latex(z[layer.output_indices])}")
+        if layer.max_over:
+            lines.append(rf"{latex(output)} = \max_{{{', '.join(map(str, layer.max_over))}}} "
+                         rf"{latex(z[layer.output_indices])}")
             return lines
         f, at = self._latex_activation(layer, number, indices)
         lines.append(rf"{latex(output)} = {latex(f.expr.xreplace(at))}")
@@ -296,11 +297,14 @@ class Sequential:
     def _latex_backward(self, layer, number):
         names = self._latex_names(layer, number)
         lines = []
-        if layer.max_over is not None:                            # Maxout: δ reaches the winning piece only
+        if layer.max_over:                                        # δ reaches the winning entry only
             routed = sp.IndexedBase(rf"\bar{{z}}_{{{number}}}", real=True)
-            winner = latex(sp.IndexedBase(f"z{number}", real=True)[L.n, L.i, L.k])
-            lines.append(rf"{latex(routed[L.n, L.i, L.k])} = {latex(names[L.delta][L.n, L.i])} "
-                         rf"\left[k = \operatorname{{argmax}}_{{k}} {winner}\right]")
+            out = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
+            over = ", ".join(map(str, layer.max_over))
+            winner = latex(sp.IndexedBase(f"z{number}", real=True)[layer.output_indices])
+            chosen = over if len(layer.max_over) == 1 else f"({over})"
+            lines.append(rf"{latex(routed[layer.output_indices])} = {latex(names[L.delta][out])} "
+                         rf"\left[{chosen} = \operatorname{{argmax}}_{{{over}}} {winner}\right]")
             names[L.delta] = routed
         vjps = layer.vjps()
         for base, shape in layer.parameter_shapes.items():

@@ -26,13 +26,27 @@ def numpy_conv(a, W, b, stride, padding):
     return out + b[None, :, None, None]
 
 
-def numpy_loss(params, X, Y, convolutions, loss):
-    """The mean loss of Conv2D layers (tanh or relu), then Flatten and a linear Dense layer."""
+def numpy_pool(a, kernel, stride, reduce):
+    """Max or mean over each window (no padding, sizes floored)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    rows, columns = (a.shape[2] - kh) // sh + 1, (a.shape[3] - kw) // sw + 1
+    windows = np.stack([a[:, :, u:u + sh * (rows - 1) + 1:sh, v:v + sw * (columns - 1) + 1:sw]
+                        for u in range(kh) for v in range(kw)])
+    return windows.max(axis=0) if reduce == "max" else windows.mean(axis=0)
+
+
+def numpy_loss(params, X, Y, stages, loss):
+    """The mean loss of the image layers in ``stages`` (("conv", stride, padding, activation) or ("max"/"avg",
+    kernel, stride)), then Flatten and a linear Dense layer."""
     a = X
-    for number, (stride, padding, activation) in enumerate(convolutions, start=1):
-        z = numpy_conv(a, params[f"W{number}"], params[f"b{number}"], stride, padding)
-        a = np.tanh(z) if activation == "tanh" else np.maximum(z, 0)
-    last = len(convolutions) + 2
+    for number, (kind, *options) in enumerate(stages, start=1):
+        if kind == "conv":
+            stride, padding, activation = options
+            z = numpy_conv(a, params[f"W{number}"], params[f"b{number}"], stride, padding)
+            a = np.tanh(z) if activation == "tanh" else np.maximum(z, 0)
+        else:
+            a = numpy_pool(a, *options, kind)
+    last = len(stages) + 2
     o = a.reshape(len(a), -1) @ params[f"W{last}"].T + params[f"b{last}"]
     if loss == "mse":
         return 0.5 * ((o - Y) ** 2).sum() / len(X)
@@ -42,24 +56,30 @@ def numpy_loss(params, X, Y, convolutions, loss):
 
 CASES = {
     # kernel not square, stride (2, 1), padding only on rows, two input channels
-    "strided": dict(layers=[sn.Conv2D(2, 3, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0), activation="tanh")],
-                    convolutions=[((2, 1), (1, 0), "tanh")], input_shape=(2, 5, 6), loss="softmax_cross_entropy"),
+    "strided": dict(layers=lambda: [sn.Conv2D(2, 3, kernel_size=(2, 3), stride=(2, 1), padding=(1, 0),
+                                              activation="tanh")],
+                    stages=[("conv", (2, 1), (1, 0), "tanh")], input_shape=(2, 5, 6), loss="softmax_cross_entropy"),
     # two convolutions: 'same' padding, then stride 2 without padding
-    "stacked": dict(layers=[sn.Conv2D(1, 2, kernel_size=3, padding=1, activation="relu"),
-                            sn.Conv2D(2, 2, kernel_size=3, stride=2, activation="tanh")],
-                    convolutions=[((1, 1), (1, 1), "relu"), ((2, 2), (0, 0), "tanh")], input_shape=(1, 7, 7),
-                    loss="mse"),
+    "stacked": dict(layers=lambda: [sn.Conv2D(1, 2, kernel_size=3, padding=1, activation="relu"),
+                                    sn.Conv2D(2, 2, kernel_size=3, stride=2, activation="tanh")],
+                    stages=[("conv", (1, 1), (1, 1), "relu"), ("conv", (2, 2), (0, 0), "tanh")],
+                    input_shape=(1, 7, 7), loss="mse"),
+    # pooling: max over 2×2 windows (7 rows: the last is dropped), then overlapping means over 2×2, stride 1
+    "pooled": dict(layers=lambda: [sn.Conv2D(1, 2, kernel_size=3, padding=1, activation="tanh"), sn.MaxPool2D(2),
+                                   sn.AvgPool2D(2, stride=1)],
+                   stages=[("conv", (1, 1), (1, 1), "tanh"), ("max", (2, 2), (2, 2)), ("avg", (2, 2), (1, 1))],
+                   input_shape=(1, 7, 6), loss="softmax_cross_entropy"),
 }
 
 
 def build(case):
     spec = CASES[case]
+    layers = spec["layers"]()
     shape = spec["input_shape"]
-    for layer in spec["layers"]:
-        layer.shaped(shape)
+    for layer in layers:
+        assert layer.shaped(shape)
         shape = layer.output_shape
-    flat = int(np.prod(shape))
-    model = sn.Sequential([*spec["layers"], sn.Flatten(), sn.Dense(flat, 3)], loss=spec["loss"],
+    model = sn.Sequential([*layers, sn.Flatten(), sn.Dense(int(np.prod(shape)), 3)], loss=spec["loss"],
                           input_shape=spec["input_shape"])
     return model, spec
 
@@ -74,7 +94,7 @@ def test_convolution_forward_and_gradient_match_numpy(case):
     Y = np.eye(3)[rng.integers(0, 3, 4)] if spec["loss"] != "mse" else rng.normal(size=(4, 3))
     reference = {name: np.array(params[name]) for name in params}
     loss, grads = net.loss_and_grad(params, X, Y)
-    assert loss == pytest.approx(numpy_loss(reference, X, Y, spec["convolutions"], spec["loss"]), rel=1e-12)
+    assert loss == pytest.approx(numpy_loss(reference, X, Y, spec["stages"], spec["loss"]), rel=1e-12)
     for name in params:                                   # central differences of the NumPy loss
         value = reference[name]
         numerical = np.zeros_like(value)
@@ -82,14 +102,41 @@ def test_convolution_forward_and_gradient_match_numpy(case):
             saved = value[cell]
             h = 1e-6 * max(1.0, abs(saved))
             value[cell] = saved + h
-            up = numpy_loss(reference, X, Y, spec["convolutions"], spec["loss"])
+            up = numpy_loss(reference, X, Y, spec["stages"], spec["loss"])
             value[cell] = saved - h
-            down = numpy_loss(reference, X, Y, spec["convolutions"], spec["loss"])
+            down = numpy_loss(reference, X, Y, spec["stages"], spec["loss"])
             value[cell] = saved
             numerical[cell] = (up - down) / (2 * h)
         np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
     # samples as (batch, channels, height, width) or as rows of entries: the same numbers
     assert net.loss(params, X.reshape(4, -1), Y) == loss
+
+
+def test_max_pooling_passes_delta_to_the_first_maximum_of_each_window():
+    """Ties: a window of equal entries sends all of δ to its first entry in row-major order (PyTorch's rule; NumPy's
+    argmax is the reference).  A 1×2 kernel [1, 0] makes z = X without its last column, so the kernel's second
+    weight sees the right neighbour of the entry δ reached: that tells the tied entries apart."""
+    model = sn.Sequential([sn.Conv2D(1, 1, kernel_size=(1, 2)), sn.MaxPool2D(2), sn.Flatten(), sn.Dense(4, 1)],
+                          loss="mse", input_shape=(1, 4, 5))
+    net = model.compile()
+    params = net.init(seed=0)
+    params["W1"][...] = [[[[1.0, 0.0]]]]
+    params["W4"][...] = [[1.0, 2.0, 3.0, 4.0]]
+    X = np.array([[1, 1, 0, 0, 7], [1, 1, 0, 0, 0], [2, 2, 5, 1, 0], [0, 2, 5, 5, 3]], dtype=float)
+    z = X[:, :4]
+    windows = [(y, x) for y in (0, 2) for x in (0, 2)]
+    first = [np.unravel_index(np.argmax(z[y:y + 2, x:x + 2]), (2, 2)) for y, x in windows]
+    pooled = np.array([z[y + u, x + v] for (y, x), (u, v) in zip(windows, first)])
+    output = pooled @ [1.0, 2.0, 3.0, 4.0]
+    assert net.predict(params, X[None, None])[0, 0] == pytest.approx(output, rel=1e-15)
+    upstream = output * np.array([1.0, 2.0, 3.0, 4.0])       # ∂(½ output²)/∂pooled
+    neighbour = sum(d * X[y + u, x + v + 1] for d, (y, x), (u, v) in zip(upstream, windows, first))
+    last = [(1 - np.argmax(z[y:y + 2, x:x + 2][::-1, ::-1]) // 2, 1 - np.argmax(z[y:y + 2, x:x + 2][::-1, ::-1]) % 2)
+            for y, x in windows]
+    assert neighbour != sum(d * X[y + u, x + v + 1] for d, (y, x), (u, v) in zip(upstream, windows, last))
+    _, grads = net.loss_and_grad(params, X[None, None], np.zeros((1, 1)))
+    assert grads["W1"][0, 0, 0, 1] == pytest.approx(neighbour, rel=1e-15)
+    np.testing.assert_allclose(grads["W4"], [output * pooled], rtol=1e-15)
 
 
 def test_shapes_parameters_and_initialisation():
@@ -119,6 +166,12 @@ def test_bad_configurations_say_what_is_wrong():
         sn.Conv2D(1, 2, kernel_size=2.5)
     with pytest.raises(ConfigurationError, match="padding must be an integer ≥ 0"):
         sn.Conv2D(1, 2, kernel_size=3, padding=-1)
+    assert repr(sn.MaxPool2D(2)) == "MaxPool2D(kernel_size=2)"
+    assert repr(sn.AvgPool2D((2, 3), stride=1)) == "AvgPool2D(kernel_size=(2, 3), stride=1)"
+    assert repr(sn.Conv2D(1, 2, 3, stride=2, padding=(1, 0))) == \
+        "Conv2D(1, 2, kernel_size=3, stride=2, padding=(1, 0), activation='identity')"
+    with pytest.raises(ConfigurationError, match="larger than the padded input"):
+        sn.Sequential([sn.MaxPool2D(3), sn.Flatten(), sn.Dense(1, 1)], input_shape=(2, 2, 5))
     with pytest.raises(ConfigurationError, match="the loss takes vectors"):
         sn.Sequential([sn.Conv2D(1, 2, kernel_size=3)], input_shape=(1, 8, 8))
     net = sn.Sequential([sn.Conv2D(1, 2, kernel_size=3), sn.Flatten(), sn.Dense(72, 1)],

@@ -98,7 +98,7 @@ class Layer:
     output_indices = (n, i)
     extents = RANGES          # {output index: its size}
     input_extents = (J_SIZE,)  # the input's per-sample axes
-    max_over = None           # an output index the layer's output is the max over (Maxout's k), or None
+    max_over = ()             # output indices the layer's output is the max over (Maxout's k)
     weights = None            # the bases that are weights; None: those of rank ≥ 2
     noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
@@ -122,7 +122,7 @@ class Layer:
         clash = [s.name for s in self.activation.parameter_symbols if s.name in taken]
         if clash:
             raise ConfigurationError(f"{self!r}: activation parameter {clash[0]!r} has the name of a layer parameter")
-        if len(self.output_indices) - (self.max_over is not None) > 2 and any(
+        if len(self.output_indices) - len(self.max_over) > 2 and any(
                 not spec.shared for _, spec in self.activation.parameters):
             raise ConfigurationError(f"{self!r}: an activation with a parameter per neuron needs a layer with "
                                      "vector outputs; share the parameter (shared=True)")
@@ -157,9 +157,9 @@ class Layer:
 
     @property
     def output_shape(self):
-        """The per-sample shape of the layer's output (without the index it takes the max over)."""
+        """The per-sample shape of the layer's output (without the indices it takes the max over)."""
         return tuple(self._extent(self.extents[index_]) for index_ in self.output_indices[1:]
-                     if index_ != self.max_over)
+                     if index_ not in self.max_over)
 
     def shaped(self, shape):
         """True when this layer takes inputs of per-sample ``shape``; a layer sized by its input takes it then."""
@@ -240,7 +240,7 @@ class Maxout(Layer):
     forward_map = sp.Sum(W[i, k, j] * a[n, j], (j, 0, J_SIZE - 1)) + b[i, k]
     parameter_shapes = {W: ("out", "pieces", "in"), b: ("out", "pieces")}
     output_indices = (n, i, k)
-    max_over = k
+    max_over = (k,)
     weights = (W,)            # b has rank 2 but is a bias: it starts at 0 and is not decayed
 
     def __init__(self, n_in, n_out, pieces=2, init=None):
@@ -254,15 +254,73 @@ class Maxout(Layer):
         return {**super().sizes(), K_SIZE: self.pieces, "pieces": self.pieces}
 
 
-class Conv2D(Layer):
+class _Windowed(Layer):
+    """A layer on images (channels, height, width) that slides a window of ``kernel_size`` over them with
+    ``stride`` and zero ``padding``: the output has ⌊(H + 2p − K)/s⌋ + 1 rows (and columns likewise).  The input's
+    height and width come from the layer before (or the model's ``input_shape``)."""
+
+    input_extents = (C_IN, H_IN, W_IN)
+    in_channels = None        # None: the input's
+
+    def _window(self, kernel_size, stride, padding):
+        self.kernel_size = _pair(kernel_size, "kernel_size", self.kind)
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", self.kind)
+        self.padding = _pair(padding, "padding", self.kind, least=0)
+        self.image = None     # (channels, height, width) of the input, from the layer before
+
+    def _options(self):
+        """``kernel_size=…`` and the stride and padding that differ from the defaults, as in the constructor."""
+        def text(pair):
+            return str(pair[0]) if pair[0] == pair[1] else str(pair)
+        defaults = {"stride": self.default_stride(), "padding": (0, 0)}
+        return f"kernel_size={text(self.kernel_size)}" + "".join(
+            f", {name}={text(getattr(self, name))}" for name, default in defaults.items()
+            if getattr(self, name) != default)
+
+    def default_stride(self):
+        return (1, 1)
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 3 or (self.in_channels is not None and shape[0] != self.in_channels):
+            return False
+        for extent, kernel, pad, axis in zip(shape[1:], self.kernel_size, self.padding, ("height", "width")):
+            if extent + 2 * pad < kernel:
+                raise ConfigurationError(f"{self!r}: the kernel's {axis} {kernel} is larger than the padded input's "
+                                         f"{extent + 2 * pad} (input {_shape_text(shape)}, padding {pad})")
+        self.image = shape
+        return True
+
+    def sizes(self):
+        if self.image is None:
+            raise ConfigurationError(f"{self!r} does not know its input's height and width: give the model "
+                                     f"input_shape=(channels, height, width)")
+        (channels, height, width), (kh, kw) = self.image, self.kernel_size
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        return {C_IN: channels, H_IN: height, W_IN: width, KH: kh, KW: kw, S_H: sh, S_W: sw, P_H: ph, P_W: pw,
+                H_OUT: (height + 2 * ph - kh) // sh + 1, W_OUT: (width + 2 * pw - kw) // sw + 1}
+
+    @property
+    def input_shape(self):
+        return self.image
+
+    @property
+    def n_in(self):
+        return None if self.image is None else math.prod(self.image)
+
+    @property
+    def n_out(self):
+        return None if self.image is None else math.prod(self.output_shape)
+
+
+class Conv2D(_Windowed):
     """2-D convolution (cross-correlation, PyTorch's ``Conv2d``) on inputs (channels, height, width), with zero
     padding ``p`` and stride ``s``:
 
     ``z[n,c,y,x] = Σ_{d,u,v} W[c,d,u,v] · a[n, d, s_h·y + u − p_h, s_w·x + v − p_w] + b[c]``, ``a' = f(z)``,
 
     a read outside the input being 0.  W has shape (out_channels, in_channels, K_h, K_w); the output has
-    ⌊(H + 2p − K)/s⌋ + 1 rows and columns.  The input's height and width come from the layer before (or the
-    model's ``input_shape``)."""
+    ⌊(H + 2p − K)/s⌋ + 1 rows and columns."""
 
     W = sp.IndexedBase("W", real=True)
     b = sp.IndexedBase("b", real=True)
@@ -271,61 +329,56 @@ class Conv2D(Layer):
     parameter_shapes = {W: (C_OUT, C_IN, KH, KW), b: (C_OUT,)}
     output_indices = (n, c, y, x)
     extents = {c: C_OUT, y: H_OUT, x: W_OUT}
-    input_extents = (C_IN, H_IN, W_IN)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, activation=None, init=None):
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2D")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2D")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
-        self.stride = _pair(stride, "stride", "Conv2D")
-        self.padding = _pair(padding, "padding", "Conv2D", least=0)
-        self.image = None     # (height, width) of the input, from the layer before
+        self._window(kernel_size, stride, padding)
         self._configure(activation, init)
 
     def __repr__(self):
-        options = "".join(f", {name}={value[0] if value[0] == value[1] else value}"
-                          for name, value, default in (("stride", self.stride, (1, 1)),
-                                                       ("padding", self.padding, (0, 0))) if value != default)
-        kernel = self.kernel_size[0] if self.kernel_size[0] == self.kernel_size[1] else self.kernel_size
-        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={kernel}{options}, "
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, {self._options()}, "
                 f"activation={self.activation.name!r})")
 
-    def shaped(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 3 or shape[0] != self.in_channels:
-            return False
-        height, width = shape[1:]
-        for extent, kernel, pad, axis in zip((height, width), self.kernel_size, self.padding, ("height", "width")):
-            if extent + 2 * pad < kernel:
-                raise ConfigurationError(f"{self!r}: the kernel's {axis} {kernel} is larger than the padded input's "
-                                         f"{extent + 2 * pad} (input {_shape_text(shape)}, padding {pad})")
-        self.image = (height, width)
-        return True
-
     def sizes(self):
-        if self.image is None:
-            raise ConfigurationError(f"{self!r} does not know its input's height and width: give the model "
-                                     f"input_shape=(channels, height, width)")
-        (height, width), (kh, kw), (sh, sw), (ph, pw) = self.image, self.kernel_size, self.stride, self.padding
-        return {C_OUT: self.out_channels, C_IN: self.in_channels, H_IN: height, W_IN: width, KH: kh, KW: kw,
-                S_H: sh, S_W: sw, P_H: ph, P_W: pw,
-                H_OUT: (height + 2 * ph - kh) // sh + 1, W_OUT: (width + 2 * pw - kw) // sw + 1}
-
-    @property
-    def input_shape(self):
-        return None if self.image is None else super().input_shape
-
-    @property
-    def n_in(self):
-        return math.prod(self.input_shape)
-
-    @property
-    def n_out(self):
-        return math.prod(self.output_shape)
+        return {**super().sizes(), C_OUT: self.out_channels}
 
     def fans(self):
         receptive = self.kernel_size[0] * self.kernel_size[1]
         return self.in_channels * receptive, self.out_channels * receptive
+
+
+class _Pool(_Windowed):
+    """A pooling layer: each channel's windows (stride = the kernel size unless given, no padding) reduced to one
+    number."""
+
+    extents = {c: C_IN, y: H_OUT, x: W_OUT, u: KH, v: KW}
+
+    def __init__(self, kernel_size, stride=None):
+        self._window(kernel_size, stride, 0)
+        self._configure(None, None)
+
+    def default_stride(self):
+        return self.kernel_size
+
+    def __repr__(self):
+        return f"{self.kind}({self._options()})"
+
+
+class MaxPool2D(_Pool):
+    """Max pooling: ``a'[n,c,y,x] = max_{u,v} a[n, c, s_h·y + u, s_w·x + v]``; δ reaches the first maximum of each
+    window in row-major order (∂ max / ∂ entry = [entry is that maximum])."""
+
+    forward_map = a[n, c, S_H * y + u, S_W * x + v]
+    output_indices = (n, c, y, x, u, v)
+    max_over = (u, v)
+
+
+class AvgPool2D(_Pool):
+    """Average pooling: ``a'[n,c,y,x] = 1/(K_h K_w) Σ_{u,v} a[n, c, s_h·y + u, s_w·x + v]``."""
+
+    forward_map = sp.Sum(a[n, c, S_H * y + u, S_W * x + v], (u, 0, KH - 1), (v, 0, KW - 1)) / (KH * KW)
+    output_indices = (n, c, y, x)
 
 
 class SizedByPredecessor(Layer):

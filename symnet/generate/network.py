@@ -184,10 +184,10 @@ class NetworkModule:
                 self.shapes[f"{prefix}{number}"] = ("batch", *layer.output_shape)
             if layer.noise is not None:
                 self.shapes[f"{layer.noise}{number}"] = ("batch", *layer.output_shape)
-            if layer.max_over is not None:
+            if layer.max_over:
                 self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", *layer.z_shape)
         pieces = {f"{prefix}{number}" for number, layer in enumerate(model.layers, start=1)
-                  if layer.max_over is not None for prefix in ("z", "dz")}   # Maxout's z: a (batch, out, pieces) view
+                  if layer.max_over for prefix in ("z", "dz")}   # z over the max's indices: a view of its shape
         self.printer.flat_rows = {name: shape[1:] for name, shape in self.shapes.items()
                                   if shape[0] == "batch" and len(shape) > 2 and name not in pieces}
 
@@ -253,8 +253,8 @@ class NetworkModule:
                     w(f"if {' and '.join(conditions)}:")
                     w.depth += 1
                 depth = w.depth
-                for index_ in t.summed:
-                    extent = self._size(index_, t.factors)
+                for index_, low, high in t.limits:
+                    extent = "batch" if high.free_symbols else int(high - low) + 1
                     w(f"for {index_} in range({self._range(index_, extent, bounds[index_], known)}):")
                     w.depth += 1
                     if extent != "batch":
@@ -410,9 +410,10 @@ class NetworkModule:
                 with self.innermost(layer.n_out):
                     self._softmax(w, layer, number, previous)
                 continue
-            if layer.max_over is not None:
-                self.contraction(w, summed, f"z{number}", out, allocate=True)
-                self._max_over_pieces(w, layer, number, elementwise)
+            if layer.max_over:
+                if summed:
+                    self.contraction(w, summed, f"z{number}", out, allocate=True)
+                self._max(w, layer, number, bool(summed), elementwise)
                 continue
             if summed:
                 self.contraction(w, summed, f"z{number}", out, allocate=True)
@@ -467,27 +468,51 @@ class NetworkModule:
             with w.block():
                 w(f"a{number}[n, i] /= total")
 
-    def _max_over_pieces(self, w, layer, number, elementwise):
-        """a[n, i] = max_k z[n, i, k] (after adding the bias terms), remembering the winning piece."""
-        bias = sum((t.summand for t in elementwise), sp.Integer(0))
-        z = f"z{number}"
-        w(f"# maxout: a{number}[n, i] = max_k {z}[n, i, k]; piece{number}[n, i] = the first k that attains it")
-        self.buffer(w, f"a{number}", ("batch", layer.n_out))
-        w(f"piece{number} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
-        with w.loops(("n", "batch"), ("i", layer.n_out)):
-            w(f"best = {z}[n, i, 0] + {self.p(bias.xreplace({L.k: 0}))}")
-            w(f"{z}[n, i, 0] = best")
+    def _max(self, w, layer, number, stored, elementwise):
+        """a[n, …] = max over the layer's max indices of z[n, …] (the stored contraction, if ``stored``, plus the
+        elementwise terms), remembering in piece[n, …] the first combination of those indices, in row-major order,
+        that attains it."""
+        over = layer.max_over
+        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
+        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        z = sp.IndexedBase(f"z{number}", real=True)[layer.output_indices] if stored else sp.Integer(0)
+        value = z + sum((t.summand for t in elementwise), sp.Integer(0))
+        piece = f"piece{number}"
+        w(f"# a{number}{list(out)} = max over {', '.join(map(str, over))} of z{number}{list(layer.output_indices)}; "
+          f"{piece}{list(out)} = the first (row-major) that attains it")
+        self.buffer(w, f"a{number}", ("batch", *layer.output_shape))
+        if len(layer.output_shape) > 1:
+            self.printer.flat_rows[piece] = layer.output_shape
+        w(f"{piece} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
+        loops = [("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)]
+        with w.loops(*loops):
+            w(f"best = {self.p(value.xreplace({index_: 0 for index_ in over}))}")
             w("choice = 0")
-            w(f"for k in range(1, {layer.pieces}):")
+            if len(over) == 1:
+                w(f"for {over[0]} in range(1, {extents[0]}):")
+            else:
+                w(f"for choice_k in range(1, {math.prod(extents)}):")
             with w.block():
-                w(f"z = {z}[n, i, k] + {self.p(bias)}")
-                w(f"{z}[n, i, k] = z")
+                if len(over) > 1:
+                    for index_, text in zip(over, self._decomposed("choice_k", extents)):
+                        w(f"{index_} = {text}")
+                w(f"z = {self.p(value)}")
                 w("if z > best:")
                 with w.block():
                     w("best = z")
-                    w("choice = k")
-            w(f"a{number}[n, i] = best")
-            w(f"piece{number}[n, i] = choice")
+                    w(f"choice = {over[0] if len(over) == 1 else 'choice_k'}")
+            w(f"{self.p(sp.IndexedBase(f'a{number}', real=True)[out])} = best")
+            w(f"{self.p(sp.IndexedBase(piece, real=True)[out])} = choice")
+
+    @staticmethod
+    def _decomposed(flat, extents):
+        """The indices (row-major) of the combination numbered ``flat`` over ``extents``, as text."""
+        texts = []
+        for axis, extent in enumerate(extents):
+            stride = math.prod(extents[axis + 1:])
+            text = f"{flat} // {stride}" if stride > 1 else flat
+            texts.append(text if axis == 0 else f"{text} % {extent}" if stride > 1 else f"{flat} % {extent}")
+        return texts
 
     def loss(self, w, with_gradient):
         model, loss = self.model, self.model.loss
@@ -663,11 +688,8 @@ class NetworkModule:
             layer = model.layers[number - 1]
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
-            if layer.max_over is not None:
-                w(f"# maxout: δ reaches only the winning piece, dz{number}[n, i, k] = delta{number}[n, i] [k = piece]")
-                self.buffer(w, f"dz{number}", ("batch", layer.n_out, layer.pieces), zero=True)
-                with w.loops(("n", "batch"), ("i", layer.n_out)):
-                    w(f"dz{number}[n, i, piece{number}[n, i]] = delta{number}[n, i]")
+            if layer.max_over:
+                self._route(w, layer, number)
                 names[L.delta] = f"dz{number}"
             vjps = layer.vjps()
             for base in layer.parameter_shapes:
@@ -697,6 +719,24 @@ class NetworkModule:
                             w(f"{target}[n, j] = upstream * {factor}")
                         else:
                             w(f"{target}[n, j] *= {factor}")
+
+    def _route(self, w, layer, number):
+        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere."""
+        over = layer.max_over
+        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
+        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
+        w(f"# δ reaches only the winning entry: dz{number}{list(layer.output_indices)} = delta{number}{list(out)} "
+          f"[{', '.join(map(str, over))} = piece{number}]")
+        self.buffer(w, f"dz{number}", ("batch", *layer.z_shape), zero=True)
+        with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)):
+            if len(over) == 1:
+                chosen = [piece]
+            else:
+                w(f"choice = {piece}")
+                chosen = self._decomposed("choice", extents)
+            cell = ", ".join([*map(str, out), *chosen])
+            w(f"dz{number}[{cell}] = {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
 
     def weight_decay(self, w, with_gradient):
         decay = self.model.weight_decay
