@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from symnet import datasets
-from symnet.declare.layers import Dense
+from symnet.declare.layers import Conv2D, Dense, Flatten, MaxPool2D
 from symnet.errors import ConfigurationError
 from symnet.network import Sequential
 from symnet.declare import optimizers
@@ -76,6 +76,11 @@ BUILT_IN = {  # name → a function that makes the recipe
                                  "regression", epochs=300),
     "digits": lambda: Recipe("digits", Sequential([Dense(64, 32, "sigmoid"), Dense(32, 10)],
                                                   loss="softmax_cross_entropy"), "digits", epochs=20),
+    # the same digits as 1×8×8 images: 8 filters of 3×3 ('same' padding), 2×2 max pooling, a linear read-out
+    "digits_cnn": lambda: Recipe("digits_cnn", Sequential([Conv2D(1, 8, 3, padding=1, activation="relu"), MaxPool2D(2),
+                                                          Flatten(), Dense(128, 10)],
+                                                         loss="softmax_cross_entropy", input_shape=(1, 8, 8)),
+                                 "digits", epochs=20),
 }
 
 

@@ -366,6 +366,7 @@ class CompiledNetwork:
             "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
             directory)
         self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.noisy, set()
+        self._sample_shape = model.input_shape if len(model.input_shape) > 1 else None   # images: read as rows
         self.optimizer_state = {}
         if optimizer is not None:
             # one work array and one scalars array, bound once: the generated step takes them as two arguments
@@ -491,6 +492,8 @@ class CompiledNetwork:
         inside the compiled code, which raises ValueError before any work; :meth:`_inputs` then says what is
         wrong.  Nothing is checked twice on the fast path.
         """
+        if self._sample_shape is not None and getattr(inputs[0], "shape", ())[1:] == self._sample_shape:
+            inputs = (inputs[0].reshape(len(inputs[0]), -1), *inputs[1:])   # a view when X is contiguous
         if function not in self._sealed:
             inputs = self._inputs(*inputs)
             inputs = inputs if isinstance(inputs, tuple) else (inputs,)

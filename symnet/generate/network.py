@@ -41,6 +41,9 @@ SMALL_PRODUCT = 64
 PARALLEL_MIN_WIDTH = 64
 """With ``parallel``, only layers this wide with a transcendental activation run their activation loop on all
 cores: cheaper loops lose more to starting threads than they gain (docs/performance.md)."""
+ROW_MIN_EXTENT = 4
+"""Loops that fill a target of rank > 2 whose last extent is at least this long add row by row
+(:meth:`NetworkModule._row_loops`)."""
 KERNEL_MIN_EXTENT = 8
 """Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop never runs there,
 and the kernels' scalar code is slower than libm (docs/performance.md)."""
@@ -237,6 +240,10 @@ class NetworkModule:
             with w.loops((t.summed[0], "batch"), *ranges):
                 w(f"{cell} += {self.p(t.summand)}")
             return
+        if (len(term_list) == 1 and term_list[0].summed and len(ranges) > 2 and isinstance(ranges[-1][1], int)
+                and ranges[-1][1] >= ROW_MIN_EXTENT):
+            self._row_loops(w, term_list[0], target, ranges, accumulate)
+            return
         with w.loops(*ranges):
             w(f"total = {self.p(sp.Float(0))}")
             for t in term_list:
@@ -262,6 +269,40 @@ class NetworkModule:
                 w(f"total += {self.p(t.summand)}")
                 w.depth = depth - bool(conditions)
             w(f"{cell} {'+=' if accumulate else '='} total")
+
+    def _row_loops(self, w, t, target, ranges, accumulate):
+        """target[…, x] (+)= Σ_summed summand with the target's last index x innermost: each step adds one
+        product to a row of cells, a loop LLVM vectorises (a sum into one cell is not vectorised without
+        reassociation).  Every cell still adds its terms in the order of the summed loops."""
+        cell = self.p(sp.IndexedBase(target, real=True)[tuple(index_ for index_, _ in ranges)])
+        if not accumulate:
+            w(f"{target}[:] = {self.p(sp.Float(0))}")
+        order = [index_ for index_, _ in ranges[:-1]] + list(t.summed) + [ranges[-1][0]]
+        bounds = {index_: [] for index_ in order}
+        conditions = []
+        for guard in t.guards:
+            inner = [index_ for index_ in order if guard.args[0].has(index_)]
+            if inner and inner[-1] in bounds and inner[-1] not in dict(ranges[:-1]):
+                bounds[inner[-1]].append(guard)
+            else:
+                conditions.append(guard)
+        extents = {**dict(ranges), **{index_: "batch" if high.free_symbols else int(high - low) + 1
+                                      for index_, low, high in t.limits}}
+        depth, known = w.depth, {}
+        for index_ in order:
+            if conditions and index_ == t.summed[0]:
+                w(f"if {' and '.join(self._condition(guard) for guard in conditions)}:")
+                w.depth += 1
+            w(f"for {index_} in range({self._range(index_, extents[index_], bounds[index_], known)}):")
+            w.depth += 1
+            if extents[index_] != "batch":
+                known[index_] = (0, extents[index_] - 1)
+        w(f"{cell} += {self.p(t.summand)}")
+        w.depth = depth
+
+    def _condition(self, guard):
+        e, low, high = guard.args
+        return f"{self.index_text(low)} <= {self.index_text(e)} <= {self.index_text(high)}"
 
     def index_text(self, expr):
         return self.printer.index_text(expr)
