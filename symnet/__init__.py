@@ -4,7 +4,7 @@ from symnet import datasets, layers, optim, version
 from symnet.check import check_gradient
 from symnet.declare import activations, losses
 from symnet.declare.activations import Activation
-from symnet.declare.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, Maxout, MaxPool2D, Softmax
+from symnet.declare.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LayerNorm, Maxout, MaxPool2D, Softmax
 from symnet.errors import (ConfigurationError, DifferentiationError, ExpressionError, NonFiniteError, ShapeError,
                            SymnetError)
 from symnet.expression import derive
@@ -12,7 +12,7 @@ from symnet.network import Sequential, unrolled_loss
 from symnet.train.checkpoint import Checkpoint, load, save
 from symnet.train.loop import History, fit
 
-__all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Maxout", "Softmax", "Activation",
+__all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "LayerNorm", "Dropout", "Maxout", "Softmax", "Activation",
            "activations", "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
            "ConfigurationError", "check_gradient"]

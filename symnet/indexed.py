@@ -144,6 +144,35 @@ def settle(expr, ranges):
     return expr if args == list(expr.args) else expr.func(*args)
 
 
+def tidy(expr):
+    """``expr`` with fewer and smaller sums, the same value: a sum of a summand without its index becomes a
+    product (Σ_k c = K c), factors without the summed indices move out (Σ_i c·f = c Σ_i f), and sums over the same
+    limits added together become one (Σ_i f + Σ_i g = Σ_i (f + g))."""
+    def outward(total):
+        bound = {index_ for index_, _, _ in total.limits}
+        inner = total.function
+        if not inner.has(*bound):
+            return sp.Mul(*(high - low + 1 for _, low, high in total.limits)) * inner
+        factors = sp.Mul.make_args(inner)
+        fixed = [f for f in factors if not f.has(*bound)]
+        if not fixed:
+            return total
+        return sp.Mul(*fixed) * sp.Sum(sp.Mul(*(f for f in factors if f.has(*bound))), *total.limits)
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), outward)
+    groups, rest = {}, []
+    for part in sp.Add.make_args(expr):
+        sums = [f for f in sp.Mul.make_args(part) if isinstance(f, sp.Sum)]
+        if len(sums) == 1:
+            coefficient = part / sums[0]
+            bound = {index_ for index_, _, _ in sums[0].limits}
+            if not coefficient.has(*bound):
+                groups.setdefault(sums[0].limits, []).append(coefficient * sums[0].function)
+                continue
+        rest.append(part)
+    return sp.Add(*rest, *(sp.Sum(sp.Add(*summands), *limits) for limits, summands in groups.items()))
+
+
 @dataclass(frozen=True)
 class Term:
     """``coefficient * rest * Π factors``, taken where every guard holds, summed over ``summed`` indices."""

@@ -415,6 +415,8 @@ class CompiledNetwork:
             for base, shape in layer.parameters:
                 if is_weight(layer, base):
                     params[f"{base}{number}"][...] = _initial_weights(rng, chosen, *layer.fans(), shape)
+                elif base in layer.initial:
+                    params[f"{base}{number}"][...] = layer.initial[base]
             for symbol, spec in layer.activation.parameters:
                 params[f"{symbol.name}{number}"][...] = spec.initial
         return params

@@ -24,7 +24,7 @@ import sympy as sp
 
 from symnet.declare import activations
 from symnet.errors import ConfigurationError, DifferentiationError, quoted
-from symnet.indexed import InRange, contract, index, settle
+from symnet.indexed import InRange, contract, index, settle, tidy
 
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 
@@ -43,6 +43,7 @@ K_SIZE = size("K")    # Maxout pieces
 C_OUT, C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, S_H, S_W = (
     size(name) for name in ("C", "D", "H", "W", "H_o", "W_o", "K_h", "K_w", "s_h", "s_w"))
 P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", "p_w"))
+EPS = sp.Symbol("epsilon", positive=True)   # a normalisation's ε
 RANGES = {i: I_SIZE, k: K_SIZE}
 """The extent of each output index of a forward map (a layer's ``extents``)."""
 NAMED_SIZES = {"out": I_SIZE, "in": J_SIZE, "pieces": K_SIZE}
@@ -100,6 +101,7 @@ class Layer:
     input_extents = (J_SIZE,)  # the input's per-sample axes
     max_over = ()             # output indices the layer's output is the max over (Maxout's k)
     weights = None            # the bases that are weights; None: those of rank ≥ 2
+    initial = {}              # {base: the value a parameter that is not a weight starts at}; others start at 0
     noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
 
     def __init__(self, n_in, n_out, activation=None, init=None):
@@ -202,13 +204,14 @@ class Layer:
         return _derived_vjps(self.forward_map, targets, self.output_indices, ranges)
 
     def vjps(self):
-        """:meth:`symbolic_vjps` with this layer's sizes put in and the guards they decide settled."""
+        """:meth:`symbolic_vjps` with this layer's sizes put in, the guards they decide settled and the sums tidied
+        (:func:`~symnet.indexed.tidy`)."""
         values = self.size_values()
         result = {}
         for base, (indices, extents) in self._vjp_targets().items():
             ranges = {index_: (0, sp.sympify(extent).xreplace(values) - 1) for index_, extent in zip(indices, extents)}
             derived_indices, expr = self.symbolic_vjps()[base]
-            result[base] = (derived_indices, settle(expr.xreplace(values), ranges))
+            result[base] = (derived_indices, tidy(settle(expr.xreplace(values), ranges)))
         return result
 
     def sized_map(self):
@@ -379,6 +382,37 @@ class AvgPool2D(_Pool):
 
     forward_map = sp.Sum(a[n, c, S_H * y + u, S_W * x + v], (u, 0, KH - 1), (v, 0, KW - 1)) / (KH * KW)
     output_indices = (n, c, y, x)
+
+
+class LayerNorm(Layer):
+    """Layer normalisation of each sample over its features (biased variance), then a learned scale and shift:
+
+    ``z[n,i] = (a[n,i] − μ[n]) / √(σ²[n] + ε) · scale[i] + shift[i]``, ``μ[n] = Σ_j a[n,j] / I``,
+    ``σ²[n] = Σ_k (a[n,k] − μ[n])² / I``.
+
+    ``scale`` starts at 1, ``shift`` at 0; neither is decayed.  The backward pass (through μ and σ², the
+    famously fiddly one) is derived from the map."""
+
+    scale = sp.IndexedBase("scale", real=True)
+    shift = sp.IndexedBase("shift", real=True)
+    _mean = sp.Sum(a[n, j], (j, 0, I_SIZE - 1)) / I_SIZE
+    _variance = sp.Sum((a[n, k] - _mean) ** 2, (k, 0, I_SIZE - 1)) / I_SIZE
+    forward_map = (a[n, i] - _mean) / sp.sqrt(_variance + EPS) * scale[i] + shift[i]
+    parameter_shapes = {scale: ("out",), shift: ("out",)}
+    input_extents = (I_SIZE,)
+    initial = {scale: 1}
+
+    def __init__(self, features, eps=1e-5):
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+            raise ConfigurationError(f"LayerNorm: eps must be a positive number, got {eps!r}")
+        self.eps = float(eps)
+        super().__init__(features, features)
+
+    def __repr__(self):
+        return f"LayerNorm({self.n_in}" + (f", eps={self.eps}" if self.eps != 1e-5 else "") + ")"
+
+    def sizes(self):
+        return {**super().sizes(), EPS: self.eps}
 
 
 class SizedByPredecessor(Layer):

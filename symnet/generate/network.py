@@ -130,6 +130,20 @@ def _hoist(expr, scalars, hoisted):
     return expr.func(*(_hoist(arg, scalars, hoisted) for arg in expr.args))
 
 
+def _canonical(total, depth=0):
+    """``total`` with its summed indices renamed by nesting depth, so sums that differ only in those names match."""
+    renamed = {}
+    for index_, _, _ in total.limits:
+        renamed[index_] = sp.Symbol(f"_s{depth}_{len(renamed)}", integer=True)
+    function = total.function.replace(lambda e: isinstance(e, sp.Sum), lambda inner: _canonical(inner, depth + 1))
+    return sp.Sum(function.xreplace(renamed), *((renamed[i], low, high) for i, low, high in total.limits))
+
+
+def _nonlinear(term_list):
+    """True when a sum stands inside another function (a normalisation), not only in products: not a contraction."""
+    return any(t.rest.has(sp.Sum) for t in term_list)
+
+
 def _interval_of(bound, known):
     """(lowest, highest) of an integer bound ``ceiling(e/c)``, ``floor(e/c) + k`` or affine ``e`` over ``known``."""
     offset, parts = bound.as_coeff_Add()
@@ -173,7 +187,8 @@ class NetworkModule:
         # scratch cells per batch row: of the function being written, and of _loss_and_gradient
         self.scratch_width = self.gradient_width = 0
         self.kernels_used = set()   # kernels the code written here calls directly (the printer records its own)
-        self.views_pending, self.uses_blas = [], False   # of the function being written
+        self.views_pending, self.uses_blas, self.sum_count = [], False, 0   # of the function being written
+        self.hoisted = {}   # {a sum with its indices renamed: the array cell this function computed it into}
         self.flat = {}   # {buffer name: its slice of scratch}
         self.kernels = kernels.FUNCTIONS
         self.printer = NumbaPrinter(dtype, kernels=self.kernels)
@@ -366,6 +381,65 @@ class NetworkModule:
                 fixed *= extent
         return fixed <= SMALL_PRODUCT
 
+    def evaluate(self, w, expr, target, target_indices, allocate):
+        """target[target_indices] = expr, an index expression with sums inside other functions (a normalisation's
+        √(Σ_j (a[n,j] − μ[n])² / J + ε)).  Each distinct sum (up to the names of its indices) is computed first,
+        innermost first, into an array over its free indices (``sigma<k>[n]``); then one loop over the target's cells
+        evaluates the rest."""
+        ranges = dict(zip(target_indices, self._extents(target, target_indices)))
+        for total in expr.atoms(sp.Sum):
+            ranges.update({index_: "batch" if high.free_symbols else int(high - low) + 1
+                           for index_, low, high in total.limits})
+        body = expr.replace(lambda e: isinstance(e, sp.Sum), lambda total: self._hoisted(w, total, ranges))
+        if allocate:
+            self.buffer(w, target, self.shapes[target])
+        cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
+        with w.loops(*((index_, ranges[index_]) for index_ in target_indices)):
+            w(f"{cell} = {self.p(body)}")
+
+    def _hoisted(self, w, total, ranges):
+        """The array cell that holds ``total``: ``sigma<k>[free indices]``, computed here unless this function has
+        computed the same sum before (up to the names of its indices: μ[n] of the forward pass serves the
+        backward's μ[r]; the arrays it reads are not written in between)."""
+        free = sorted((symbol for symbol in total.free_symbols if symbol in ranges),
+                      key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+        key = _canonical(total.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(free)}))
+        if key in self.hoisted:
+            base = self.hoisted[key]
+            return base[tuple(free)] if free else base[0]
+        name = f"sigma{self.sum_count}"
+        self.sum_count += 1
+        shape = tuple(ranges[index_] for index_ in free)
+        w(f"# {name}{list(free)} = {total}")
+        if shape and shape[0] == "batch":
+            self.buffer(w, name, shape)
+        else:
+            w(f"{name} = np.empty(({', '.join(map(str, shape or (1,)))},), dtype=np.{self.dtype})")
+        base = self.hoisted[key] = sp.IndexedBase(name, real=True)
+        cell = base[tuple(free)] if free else base[0]
+        with w.loops(*((index_, ranges[index_]) for index_ in free)):
+            w(f"total = {self.p(sp.Float(0))}")
+            with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)):
+                w(f"total += {self.p(total.function)}")
+            w(f"{self.p(cell)} = total")
+        return cell
+
+    def _extents(self, target, indices):
+        """The extents of ``target``'s indices (a rows array indexed [n, i] runs over all its entries)."""
+        shape = self.shapes[target]
+        if len(indices) == 2 and len(shape) > 2:
+            shape = (shape[0], math.prod(shape[1:]))
+        return shape
+
+    def _assign(self, w, expr, target, target_indices, allocate):
+        """target[target_indices] = expr: as a contraction (np.dot or loops), or by :meth:`evaluate` when a sum
+        stands inside another function."""
+        term_list = terms(expr)
+        if _nonlinear(term_list):
+            self.evaluate(w, expr, target, target_indices, allocate)
+        else:
+            self.contraction(w, term_list, target, target_indices, allocate)
+
     def contraction(self, w, term_list, target, target_indices, allocate):
         """Emit code for target[target_indices] = Σ terms (read from a contracted index expression)."""
         matmuls = [t for t in term_list if _is_matmul(t, target_indices) and not self._small(t)]
@@ -443,6 +517,10 @@ class NetworkModule:
                 continue
             summed = [t for t in terms(mapped) if t.summed]
             elementwise = [t for t in terms(mapped) if not t.summed]
+            evaluated = _nonlinear(summed + elementwise)
+            if evaluated:
+                self.evaluate(w, mapped, f"z{number}", out, allocate=True)
+                summed, elementwise = [], []
             if any(t.guards for t in elementwise):
                 raise ValueError(f"layer {number}: a guard outside a sum is not supported: {sized}")
             if layer.noise is not None:
@@ -458,7 +536,7 @@ class NetworkModule:
                 continue
             if summed:
                 self.contraction(w, summed, f"z{number}", out, allocate=True)
-            else:
+            elif not evaluated:
                 self.buffer(w, f"z{number}", ("batch", *layer.z_shape), zero=True)
             identity = f.expr == f.variable
             keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
@@ -736,7 +814,7 @@ class NetworkModule:
             for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
                 w(f"# grad_{base}{number}{list(indices)} = {expr}")
-                self.contraction(w, terms(_arrays(expr, names)), f"grad_{base}{number}", indices, allocate=False)
+                self._assign(w, _arrays(expr, names), f"grad_{base}{number}", indices, allocate=False)
             if number > 1:
                 indices, expr = vjps[L.a]
                 target = f"delta{number - 1}"
@@ -745,7 +823,7 @@ class NetworkModule:
                 if expr == L.delta[indices]:
                     w(f"{target} = delta{number}   # the same memory: δ is written over (not needed later)")
                 else:
-                    self.contraction(w, terms(_arrays(expr, names)), target, indices, allocate=True)
+                    self._assign(w, _arrays(expr, names), target, indices, allocate=True)
                 learned = model.layers[number - 2].activation.parameters
                 if learned:
                     w(f"# ∂L/∂γ = Σ ∂L/∂a{number - 1} ⊙ ∂f/∂γ for the trainable activation parameters γ of layer "
@@ -818,7 +896,8 @@ class NetworkModule:
             w("batch = X.shape[0]")
             if checked:
                 self.input_checks(w, with_loss, arguments)
-            self.scratch_width, self.views_pending, self.uses_blas = 0, [], False
+            self.scratch_width, self.views_pending, self.uses_blas, self.sum_count = 0, [], False, 0
+            self.hoisted = {}
             scratch_at = len(w.lines)
             self._body(w, arguments, with_loss, with_gradient)
             self.resolve_views(w)

@@ -1,0 +1,71 @@
+"""Layer normalisation declared in index notation: the compiled network against a NumPy layer norm, its derived
+gradients against central differences of that NumPy loss (an independent reference), defaults and errors."""
+
+import numpy as np
+import pytest
+
+import symnet as sn
+from symnet.declare.layers import weight_names
+from symnet.errors import ConfigurationError
+
+
+def numpy_layer_norm(a, scale, shift, eps):
+    mean = a.mean(axis=1, keepdims=True)
+    variance = ((a - mean) ** 2).mean(axis=1, keepdims=True)       # biased, as PyTorch's LayerNorm
+    return (a - mean) / np.sqrt(variance + eps) * scale + shift
+
+
+def numpy_loss(p, X, Y, eps):
+    """Dense(5, 7, tanh) → LayerNorm(7) → Dense(7, 3), softmax cross-entropy, plus ½λ‖W‖² (λ = 0.01)."""
+    a = np.tanh(X @ p["W1"].T + p["b1"])
+    a = numpy_layer_norm(a, p["scale2"], p["shift2"], eps)
+    o = a @ p["W3"].T + p["b3"]
+    shifted = o - o.max(axis=1, keepdims=True)
+    loss = (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
+    return loss + 0.005 * ((p["W1"] ** 2).sum() + (p["W3"] ** 2).sum())
+
+
+def test_layer_norm_forward_and_gradient_match_numpy():
+    eps = 1e-3
+    model = sn.Sequential([sn.Dense(5, 7, "tanh"), sn.LayerNorm(7, eps=eps), sn.Dense(7, 3)],
+                          loss="softmax_cross_entropy", weight_decay=0.01)
+    net = model.compile()
+    params = net.init(seed=3)
+    assert np.array_equal(params["scale2"], np.ones(7)) and not params["shift2"].any()
+    rng = np.random.default_rng(4)
+    params["scale2"][...] = rng.uniform(0.5, 1.5, 7)
+    params["shift2"][...] = rng.normal(size=7) * 0.1
+    X, Y = rng.normal(size=(6, 5)), np.eye(3)[rng.integers(0, 3, 6)]
+    reference = {name: np.array(params[name]) for name in params}
+    loss, grads = net.loss_and_grad(params, X, Y)
+    assert loss == pytest.approx(numpy_loss(reference, X, Y, eps), rel=1e-12)
+    for name, value in reference.items():
+        numerical = np.zeros_like(value)
+        for cell in np.ndindex(value.shape):
+            saved = value[cell]
+            h = 1e-6 * max(1.0, abs(saved))
+            value[cell] = saved + h
+            up = numpy_loss(reference, X, Y, eps)
+            value[cell] = saved - h
+            down = numpy_loss(reference, X, Y, eps)
+            value[cell] = saved
+            numerical[cell] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_layer_norm_first_normalises_each_sample():
+    net = sn.Sequential([sn.LayerNorm(4)], loss="mse").compile(dtype="float32")
+    X = np.array([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(net.predict(net.init(), X), numpy_layer_norm(X, 1.0, 0.0, 1e-5), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_declaration():
+    layer = sn.LayerNorm(6)
+    assert repr(layer) == "LayerNorm(6)" and repr(sn.LayerNorm(6, eps=0.1)) == "LayerNorm(6, eps=0.1)"
+    assert weight_names([layer]) == []                                # scale and shift are not decayed
+    with pytest.raises(ConfigurationError, match="eps must be a positive number"):
+        sn.LayerNorm(4, eps=0)
+    with pytest.raises(ConfigurationError, match="takes 4 inputs but layer 1"):
+        sn.Sequential([sn.Dense(3, 5), sn.LayerNorm(4)])
+    text = sn.Sequential([sn.Dense(3, 4), sn.LayerNorm(4)], loss="mse").latex()
+    assert r"\sqrt{" in text and r"\frac{\partial L}{\partial {scale_{2}}_{p}}" in text
