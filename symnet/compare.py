@@ -34,6 +34,7 @@ from symnet.errors import ExpressionError, SymnetError, quoted
 from symnet.expression import as_symbols, derive
 from symnet.files import writable_folder
 from symnet.plotting import pyplot
+from symnet.text import format_markdown_table, format_table
 from symnet.timing import median_seconds
 
 EPSILON = float(np.finfo(np.float64).eps)
@@ -342,6 +343,43 @@ class Comparison:
             "evaluations": self.evaluations, "ops": self.ops, "best_step": self.best_step,
             "optimal_step_estimate": self.optimal_step_estimate,
         }
+
+    def rows(self):
+        """The table ``symnet compare`` prints, one row per method (and step): the value of each ∂f/∂v, its
+        relative error against the reference, and µs per gradient ("-" where it does not apply)."""
+        rows = []
+
+        def add(method, step, values, errors, seconds):
+            row = {"method": method, "h": step}
+            for name in self.wrt:
+                row[f"∂f/∂{name}"] = values[name]
+                row[f"error {name}"] = "-" if errors is None else f"{errors[name]['relative']:.1e}"
+            row["µs/gradient"] = "-" if seconds is None else f"{seconds * 1e6:.1f}"
+            rows.append(row)
+
+        add("reference", "-", self.reference, None, None)
+        for key, label in (("symbolic", "symbolic (naive)"), ("symbolic_reverse", "symbolic (reverse, DAG)"),
+                           ("forward_ad", "forward AD"), ("reverse_ad", "reverse AD")):
+            add(label, "-", getattr(self, key), self.errors[key], self.timings.get(key))
+        for method, table in self.numeric.items():
+            for step, values in table.items():
+                add(method, step, values, self.errors["numeric"][method][step], self.timings.get(method))
+        return rows
+
+    def _point(self):
+        return ", ".join(f"{name}={value!r}" for name, value in self.at.items())
+
+    def __repr__(self):
+        """The comparison as the aligned table ``symnet compare`` prints, under a line naming f and the point."""
+        rows = self.rows()
+        return (f"f = {self.expression} at {self._point()}; relative errors against mpmath.diff at "
+                f"{REFERENCE_DIGITS} digits\n{format_table(rows, list(rows[0]))}")
+
+    def _repr_markdown_(self):
+        """The table in Markdown, for Jupyter (f in code style, so its ``*`` stay as they are)."""
+        rows = self.rows()
+        return (f"`f = {self.expression}` at `{self._point()}`; relative errors against `mpmath.diff` at "
+                f"{REFERENCE_DIGITS} digits\n\n{format_markdown_table(rows, list(rows[0]))}\n")
 
     def forward_trace(self):
         """Rows (step, definition, value, ∂/∂v for each v) of forward mode."""

@@ -18,7 +18,7 @@ from symnet.differentiate import check_variables, count_ops, naive_gradient, rev
 from symnet.errors import ExpressionError, quoted
 from symnet.generate import modules
 from symnet.generate.printer import NumbaPrinter, check_dtype, python_name
-from symnet.latex import latex
+from symnet.latex import aligned, display, latex, text
 from symnet.text import shorten
 from symnet.simplify import cse_program, simplest
 
@@ -105,12 +105,32 @@ class Derivation:
         """``{var: LaTeX of ∂f/∂var}`` in the simplified form."""
         return {v.name: latex(d) for v, d in zip(self.wrt, self.simplified)}
 
+    def _cse_rows(self):
+        rows = [(latex(name), latex(rhs)) for name, rhs in self.cse.assignments]
+        return rows + [(_partial(v), latex(out)) for v, out in zip(self.wrt, self.cse.outputs)]
+
     def cse_latex(self):
         """The CSE'd derivatives as LaTeX lines ``x_0 = …``, then ``∂f/∂v = …``."""
-        lines = [f"{latex(name)} = {latex(rhs)}" for name, rhs in self.cse.assignments]
-        lines += [rf"\frac{{\partial f}}{{\partial {latex(v)}}} = {latex(out)}"
-                  for v, out in zip(self.wrt, self.cse.outputs)]
-        return lines
+        return [f"{left} = {right}" for left, right in self._cse_rows()]
+
+    def __repr__(self):
+        """f, each ∂f/∂v (simplified), the CSE'd program and the operation counts, as plain text."""
+        lines = [f"Derivation of f = {self.expr} with respect to {', '.join(self.names)}"]
+        lines += [f"  ∂f/∂{v.name} = {d}" for v, d in zip(self.wrt, self.simplified)]
+        lines.append("  after common-subexpression elimination:")
+        lines += [f"    {name} = {rhs}" for name, rhs in self.cse.assignments]
+        lines += [f"    ∂f/∂{v.name} = {out}" for v, out in zip(self.wrt, self.cse.outputs)]
+        ops = self.ops
+        lines.append(f"  operations: naive {ops['naive']}, after CSE {ops['cse']}, reverse mode {ops['reverse']}")
+        return "\n".join(lines)
+
+    def _repr_latex_(self):
+        """f and its gradient (simplified), then the CSE'd form, aligned at their equals signs (Jupyter)."""
+        rows = [("f", "=", latex(self.expr))]
+        rows += [(_partial(v), "=", formula) for v, formula in zip(self.wrt, self.latex().values())]
+        rows.append(("", r"\quad", text("after common-subexpression elimination:")))
+        rows += [(left, "=", right) for left, right in self._cse_rows()]
+        return display(aligned(rows))
 
     def gradient_at(self, point):
         """Evaluate the gradient at ``point`` (``{name or symbol: number}``) in float64 via the generated code."""
@@ -121,6 +141,11 @@ class Derivation:
     def compile(self, dtype="float64", directory=None):
         """Generate (or reuse) the Numba module for value and gradient; return a callable."""
         return CompiledExpression(self, check_dtype(dtype), directory)
+
+
+def _partial(variable):
+    r"""``\frac{\partial f}{\partial v}`` for the variable ``v``."""
+    return rf"\frac{{\partial f}}{{\partial {latex(variable)}}}"
 
 
 def _formula(expr):
@@ -178,6 +203,11 @@ class CompiledExpression:
             lines.append(f"        gradient[{k}, i] = {printer.doprint(out)}")
         lines.append("    return value, gradient")
         return "\n".join(lines) + "\n"
+
+    def __repr__(self):
+        return (f"CompiledExpression(value and gradient of f = {shorten(str(self.derivation.expr), COMMENT_WIDTH)} "
+                f"with respect to {', '.join(self.derivation.names)}; call with "
+                f"{', '.join(f'{s.name}=...' for s in self.inputs)}; {self.dtype}, module {self.path})")
 
     def __call__(self, **values):
         missing = [s.name for s in self.inputs if s.name not in values]

@@ -23,7 +23,8 @@ from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
-from symnet.latex import latex
+from symnet import rewrites
+from symnet.latex import aligned, display, latex
 from symnet.rewrites import stable
 from symnet.simplify import derivative_from_output
 from symnet.declare.optimizers import STEP, Optimizer
@@ -144,6 +145,37 @@ class Sequential:
             raise ConfigurationError(f"the last layer ({self.layers[-1]!r}) gives outputs of shape {_shape(shape)}; "
                                      "the loss takes vectors: end with sn.Flatten() and a Dense layer")
         self.input_shape = self.layers[0].input_shape
+
+    def __repr__(self):
+        decay = f", weight_decay={self.weight_decay!r}" if self.weight_decay else ""
+        shape = f", input_shape={self.input_shape}" if len(self.input_shape) > 1 else ""
+        return f"Sequential([{', '.join(map(repr, self.layers))}], loss={self.loss.name!r}{decay}{shape})"
+
+    def _repr_latex_(self):
+        """The equations of :meth:`latex` for Jupyter, aligned at their first equals sign."""
+        return display(aligned([line.partition(" = ") for line in self.latex().splitlines()]))
+
+    def stability_rewrites(self):
+        """Each numerically stable rewrite the generated code uses, as :class:`~symnet.rewrites.Rewrite` objects (the
+        form before and after, checked equal at the points they name; they render in Jupyter): in the activations,
+        in the f' a layer evaluates from its input, in the derivatives of trainable activation parameters, and in the
+        loss and its gradient."""
+        found = []
+        for number, layer in enumerate(self.layers, start=1):
+            f = layer.activation
+            forms = [(f"layer {number}: {f.name}", f.expr)]
+            if self.fprime_form(number - 1)[0] == "input":
+                forms.append((f"layer {number}: {f.name}'", f.derivative))
+            forms += [(f"layer {number}: ∂f/∂{symbol}", derivative)
+                      for symbol, derivative in f.parameter_derivatives.items()]
+            found += [rewrites.of_one_variable(name, expr, f.variable, f.initial_values) for name, expr in forms]
+        row_max = losses.row_max if self.loss.uses_row_max else None
+        name = self.loss.rewrite.partition(":")[0] or "stable form"
+        found.append(rewrites.rewrite(f"{self.loss.name}: {name}", self.loss.declared, self.loss.stable_value,
+                                      *rewrites.loss_points(losses.o, losses.y, losses.K, row_max)))
+        found.append(rewrites.rewrite(f"{self.loss.name}: ∂ℓ/∂o_j", self.loss.gradient, self.loss.stable_gradient,
+                                      *rewrites.loss_points(losses.o, losses.y, losses.K, row_max, index=losses.j)))
+        return [rewrite for rewrite in found if rewrite is not None]
 
     @property
     def noisy(self):
@@ -379,6 +411,21 @@ class CompiledNetwork:
                 self.optimizer_state[STEP] = self._scalars[0:1]
             self._synced, self._step_tail = None, (self._work, self._scalars)
         self._noise_seeds = np.random.default_rng(0)
+
+    def __repr__(self):
+        """The summary: network, dtype, parameters, optimizer and generated module."""
+        shapes = ", ".join(f"{name} {shape}" for name, _, _, shape in self.layout)
+        return "\n".join([f"CompiledNetwork {self.model.describe()}, {self.dtype}",
+                          f"  parameters: {self.size:,} ({shapes})",
+                          f"  optimizer: {self.optimizer!r}" if self.optimizer is not None else "  optimizer: none",
+                          f"  module: {self.path}"])
+
+    def _repr_latex_(self):
+        """One training step as formulas: the model's equations, then the optimizer's rule."""
+        rows = [line.partition(" = ") for line in self.model.latex().splitlines()]
+        if self.optimizer is not None:
+            rows += [(target, r"\leftarrow", value) for target, value in self.optimizer.latex_rows()]
+        return display(aligned(rows))
 
     def reset_state(self):
         """Start the optimizer afresh: its state arrays and the step count to zero (the parameters stay)."""

@@ -10,7 +10,10 @@ learning rate does not regenerate code.  Nesterov-type optimizers declare a
 
 The rules are those of the notes (SEEDS.md, Optimization), with Adam's bias
 correction as it should be: 1 − ρ1^t and 1 − ρ2^t at step t (the notes divide
-by 1 − ρ1 and 1 − ρ2).
+by 1 − ρ1 and 1 − ρ2).  ``notes()`` is each rule written as the notes write it
+(Adam's bias-corrected moments ŝ and r̂ as steps of their own, the terms in the
+notes' order); ``latex()`` and ``_repr_latex_`` (Jupyter) print that form,
+and tests/test_repr.py proves it equal to ``rule()``.
 """
 
 import math
@@ -18,6 +21,7 @@ import math
 import sympy as sp
 
 from symnet.errors import ConfigurationError
+from symnet.latex import aligned, display, latex, text
 
 
 def _real(name):
@@ -30,6 +34,42 @@ t = sp.Symbol("t", positive=True)                     # step count, from 1
 lr, momentum, decay, eps, beta1, beta2 = (_real(name) for name in ("lr", "momentum", "decay", "eps", "beta1", "beta2"))
 STEP = "step"
 """Name of the step-count state entry (an array of one float) of optimizers that count steps."""
+g_squared = _real("g_squared")                       # g⊙g as the notes write it (shown only)
+s_hat, r_hat = _real("s_hat"), _real("r_hat")        # Adam's bias-corrected moments (shown only)
+NOTATION = {lr: r"\eta", momentum: r"\alpha", decay: r"\rho", beta1: r"\rho_{1}", beta2: r"\rho_{2}",
+            eps: r"\epsilon", g_squared: r"g \odot g", s_hat: r"\hat{s}", r_hat: r"\hat{r}"}
+"""How the symbols are printed: the notes' letters (η the learning rate, α the momentum, ρ a decay rate)."""
+SHOWN_ONLY = {g_squared: g * g}
+"""Symbols of :meth:`Optimizer.notes` that stand for an expression of the rule's symbols."""
+
+
+def _sum(*terms):
+    """A sum printed in the order given (the notes' order)."""
+    return sp.Add(*terms, evaluate=False)
+
+
+def _product(*factors):
+    """A product printed in the order given."""
+    return sp.Mul(*factors, evaluate=False)
+
+
+def _over(numerator, denominator):
+    return _product(numerator, sp.Pow(denominator, -1, evaluate=False))
+
+
+def _shown(expr):
+    """LaTeX of a rule's expression in the notes' letters, its terms in the order they were built."""
+    return latex(expr, symbol_names=NOTATION, order="none")
+
+
+def _number(value):
+    r"""A hyper-parameter's value in LaTeX: ``0.001``, ``10^{-7}``, ``2.5 \cdot 10^{-8}``."""
+    shown = repr(float(value))
+    if "e" not in shown:
+        return shown
+    mantissa, exponent = shown.split("e")
+    power = f"10^{{{int(exponent)}}}"
+    return power if mantissa in ("1", "1.0") else rf"{mantissa} \cdot {power}"
 
 
 def _check(name, value, low=0.0, high=math.inf, low_open=True, high_open=True):
@@ -96,6 +136,38 @@ class Optimizer:
         """Text identifying the rule for the content hash (hyper-parameter values excluded)."""
         return f"{type(self).__name__}:{self.rule()}:{self.lookahead}"
 
+    def notes(self):
+        """The rule as the notes write it: assignments in order, which may name intermediate values (Adam's ŝ,
+        r̂) and use the symbols of :data:`SHOWN_ONLY`; equal to :meth:`rule` (tests/test_repr.py)."""
+        return self.rule()
+
+    def latex_rows(self):
+        """The update of one step as the notes write it, as ``(target, value)`` LaTeX pairs: where the gradient g
+        is evaluated, ``t ← t + 1`` when the rule counts steps, then :meth:`notes`."""
+        point = theta if self.lookahead is None else _sum(theta, self.lookahead - theta)
+        rows = [("g", rf"\nabla_{{\theta}} L\left({_shown(point)}\right)")]
+        if self.counts_steps:
+            rows.append(("t", "t + 1"))
+        return rows + [(_shown(target), _shown(value)) for target, value in self.notes()]
+
+    def latex(self):
+        r""":meth:`latex_rows` as LaTeX lines ``target \leftarrow value``."""
+        return [rf"{target} \leftarrow {value}" for target, value in self.latex_rows()]
+
+    def latex_names(self):
+        """``{hyper-parameter name: its LaTeX symbol}``, e.g. ``{"lr": "\\eta"}``, in the order of
+        :attr:`hyperparameters`."""
+        return {h.name: NOTATION.get(h) or latex(h) for h in self.hyperparameters}
+
+    def latex_values(self):
+        """The hyper-parameters' values in LaTeX, e.g. ``\\eta = 0.001``, in the order of :attr:`hyperparameters`."""
+        return [f"{symbol} = {_number(getattr(self, name))}" for name, symbol in self.latex_names().items()]
+
+    def _repr_latex_(self):
+        rows = [(target, r"\leftarrow", value) for target, value in self.latex_rows()]
+        rows.append((text(f"{type(self).__name__}:"), r"\quad", r",\ ".join(self.latex_values())))
+        return display(aligned(rows))
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent on mini-batches: θ ← θ − η g."""
@@ -107,6 +179,9 @@ class SGD(Optimizer):
 
     def rule(self):
         return [(theta, theta - lr * g)]
+
+    def notes(self):
+        return [(theta, _sum(theta, -_product(lr, g)))]
 
 
 class GD(SGD):
@@ -128,6 +203,9 @@ class Momentum(Optimizer):
     def rule(self):
         return [(v, momentum * v - lr * g), (theta, theta + v)]
 
+    def notes(self):
+        return [(v, _sum(_product(momentum, v), -_product(lr, g))), (theta, _sum(theta, v))]
+
 
 class Nesterov(Momentum):
     """Nesterov momentum: g evaluated at θ + αv; v ← αv − η g; θ ← θ + v."""
@@ -148,6 +226,9 @@ class AdaGrad(Optimizer):
     def rule(self):
         return [(r, r + g * g), (theta, theta - lr / (eps + sp.sqrt(r)) * g)]
 
+    def notes(self):
+        return [(r, _sum(r, g_squared)), (theta, _sum(theta, -_product(_over(lr, _sum(eps, sp.sqrt(r))), g)))]
+
 
 class RMSProp(Optimizer):
     """RMSProp: r ← ρr + (1 − ρ) g⊙g; θ ← θ − η/(ε + √r) ⊙ g."""
@@ -162,6 +243,10 @@ class RMSProp(Optimizer):
 
     def rule(self):
         return [(r, decay * r + (1 - decay) * g * g), (theta, theta - lr / (eps + sp.sqrt(r)) * g)]
+
+    def notes(self):
+        return [(r, _sum(_product(decay, r), _product(_sum(1, -decay), g_squared))),
+                (theta, _sum(theta, -_product(_over(lr, _sum(eps, sp.sqrt(r))), g)))]
 
 
 class RMSPropNesterov(Optimizer):
@@ -181,6 +266,11 @@ class RMSPropNesterov(Optimizer):
         return [(r, decay * r + (1 - decay) * g * g), (v, momentum * v - lr / (eps + sp.sqrt(r)) * g),
                 (theta, theta + v)]
 
+    def notes(self):
+        return [(r, _sum(_product(decay, r), _product(_sum(1, -decay), g_squared))),
+                (v, _sum(_product(momentum, v), -_product(_over(lr, _sum(eps, sp.sqrt(r))), g))),
+                (theta, _sum(theta, v))]
+
 
 class Adam(Optimizer):
     """Adam: s ← ρ1 s + (1 − ρ1) g; r ← ρ2 r + (1 − ρ2) g⊙g;
@@ -198,6 +288,13 @@ class Adam(Optimizer):
     def rule(self):
         return [(s, beta1 * s + (1 - beta1) * g), (r, beta2 * r + (1 - beta2) * g * g),
                 (theta, theta - lr * (s / (1 - beta1**t)) / (eps + sp.sqrt(r / (1 - beta2**t))))]
+
+    def notes(self):
+        """The notes' Adam with the bias correction at step t: ŝ = s/(1 − ρ1^t), r̂ = r/(1 − ρ2^t)."""
+        return [(s, _sum(_product(beta1, s), _product(_sum(1, -beta1), g))),
+                (r, _sum(_product(beta2, r), _product(_sum(1, -beta2), g_squared))),
+                (s_hat, _over(s, _sum(1, -beta1**t))), (r_hat, _over(r, _sum(1, -beta2**t))),
+                (theta, _sum(theta, -_product(lr, _over(s_hat, _sum(eps, sp.sqrt(r_hat))))))]
 
 
 OPTIMIZERS = {cls.__name__: cls for cls in (GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam)}

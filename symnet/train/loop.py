@@ -27,9 +27,8 @@ from symnet.network import check_seed, copy_back
 from symnet.train import checkpoint as checkpoints
 
 CLASSIFICATION_LOSSES = ("softmax_cross_entropy", "cross_entropy", "binary_cross_entropy")
-PROGRESS_INTERVAL = 0.1   # seconds between progress-bar redraws
+PROGRESS_INTERVAL = 0.1   # seconds between progress-bar redraws at least
 PROGRESS_UPDATES = 20     # compiled calls per epoch when a live progress bar is shown
-BAR_WIDTH = 24
 
 
 class History:
@@ -65,21 +64,49 @@ class History:
 
 
 class Progress:
-    """One line per epoch on standard error; a live bar within the epoch on a terminal."""
+    """One line per epoch on standard error; on a terminal, a tqdm bar under the lines too (over the steps of
+    every epoch to run, with the epoch, the running loss and the time left), removed when training ends.
 
-    def __init__(self, verbose, epochs, stream=None):
+    ``verbose=None`` shows progress on a terminal only; True or False forces the lines on or off (the bar needs a
+    terminal).  Use it as a context manager, so the bar is closed however training ends.
+    """
+
+    def __init__(self, verbose, epochs, stream=None, start=0, steps=1):
         self.stream = stream or sys.stderr
         self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.enabled = self.live if verbose is None else bool(verbose)
-        self.epochs, self.last_draw = epochs, 0.0
+        self.epochs, self.start, self.bar, self.last_draw = epochs, start, None, 0.0
+        if self.enabled and self.live and epochs > start:
+            from tqdm import tqdm   # only when a bar is drawn: `import symnet` stays without it
+
+            # smoothing=0: the time left from the mean rate so far (every step costs about the same)
+            self.bar = tqdm(total=(epochs - start) * steps, file=self.stream, unit="step", leave=False, smoothing=0,
+                            dynamic_ncols=True, desc=f"epoch {start + 1}/{epochs}",
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {remaining} left{postfix}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
     def update(self, epoch, done, total, loss):
-        if not (self.enabled and self.live) or time.perf_counter() - self.last_draw < PROGRESS_INTERVAL:
+        """Steps ``done`` of ``total`` of ``epoch`` have run; ``loss`` is their mean loss.  The bar is drawn again
+        at most every :data:`PROGRESS_INTERVAL` seconds (between draws an update costs a clock reading)."""
+        if self.bar is None or time.perf_counter() - self.last_draw < PROGRESS_INTERVAL:
             return
         self.last_draw = time.perf_counter()
-        filled = BAR_WIDTH * done // total
-        self.stream.write(f"\repoch {epoch}/{self.epochs} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
-                          f"{done}/{total} loss {loss:.4g}")
+        self.bar.n = (epoch - 1 - self.start) * total + done
+        self.bar.set_description_str(f"epoch {epoch}/{self.epochs}", refresh=False)
+        self.bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
+        self.bar.refresh()
+
+    def _write(self, line):
+        # one write, as before tqdm: clear the bar's line, then the text; the bar is drawn again under it at the
+        # next update (tqdm.write would clear, print and redraw in several writes, each a system call on a tty)
+        self.stream.write(("\r\033[K" if self.live else "") + line + "\n")
         self.stream.flush()
 
     def epoch_done(self, record):
@@ -87,13 +114,11 @@ class Progress:
             return
         text = " ".join(f"{key} {record[key]:.4g}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
                         if record.get(key) is not None)
-        self.stream.write("\r\033[K" if self.live else "")
-        self.stream.write(f"epoch {record['epoch']}/{self.epochs}: {text} ({record['seconds']:.2f} s)\n")
-        self.stream.flush()
+        self._write(f"epoch {record['epoch']}/{self.epochs}: {text} ({record['seconds']:.2f} s)")
 
     def message(self, text):
         if self.enabled:
-            self.stream.write(("\r\033[K" if self.live else "") + text + "\n")
+            self._write(text)
 
 
 def is_classification(net, Y):
@@ -242,77 +267,79 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
             _load_state(net, saved.optimizer_state, resume)
         history.stopped = None
     classify = is_classification(net, Y)
-    progress = Progress(verbose, epochs)
     arguments = net.step_arguments()
     best = (math.inf, None, None)
     bounds = [(low, min(low + batch_size, rows)) for low in range(0, rows, batch_size)]
 
     steps = len(bounds)
+    progress = Progress(verbose, epochs, start=start, steps=steps)
     sizes = np.array([high - low for low, high in bounds], dtype=np.float64)
-    chunk = max(1, -(-steps // PROGRESS_UPDATES)) if progress.enabled and progress.live else steps
+    chunk = max(1, -(-steps // PROGRESS_UPDATES)) if progress.bar is not None else steps
     losses = np.empty(steps)
 
     def run(order, noise, first, last):
         """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step."""
         return net.module.train_epoch(packed.flat, X, Y, order, batch_size, first, last, *noise, losses, *arguments)
 
-    previous = None      # (snapshot, order, noise) of the epoch before, to step back across its end
-    for epoch in range(start + 1, epochs + 1):
-        began = time.perf_counter()
-        order = np.random.default_rng([seed, epoch]).permutation(rows)
-        noise = noise_seeds(net, seed, epoch, steps)
-        at_start = _snapshot(packed, net.optimizer_state)
-        for first in range(0, steps, chunk):
-            last = min(first + chunk, steps)
-            reached = run(order, noise, first, last)
-            if reached < last:
-                # the last finite state is the one before the previous step: replay up to it
-                loss, number = losses[reached], reached
-                if number == 0 and previous is not None:
-                    replay, restored = (previous, steps - 1), f"before the last step of epoch {epoch - 1}"
-                elif number == 0:
-                    replay, restored = ((at_start, order, noise), 0), f"the start of epoch {epoch}"
-                else:
-                    replay, restored = ((at_start, order, noise), number - 1), f"before step {number} of epoch {epoch}"
-                (snapshot, replay_order, replay_noise), replay_steps = replay
-                _restore(snapshot, packed, net.optimizer_state)
-                run(replay_order, replay_noise, 0, replay_steps)
-                history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
-                                   f"optimizer state restored to the last finite state ({restored})")
-                progress.message(f"stopped: {history.stopped}")
-                copy_back(packed, params)
-                return history
-            progress.update(epoch, last, steps, float(losses[:last] @ sizes[:last]) / sizes[:last].sum())
-        previous = (at_start, order, noise)
-        total = float(losses @ sizes)
-        record = {"epoch": epoch, "loss": total / rows}
-        if classify:
-            record["accuracy"] = accuracy(net, packed, X, Y)
-        if validation is not None:
-            record["val_loss"] = net.loss(packed, *validation)
+    with progress:   # the bar is closed however training ends
+        previous = None      # (snapshot, order, noise) of the epoch before, to step back across its end
+        for epoch in range(start + 1, epochs + 1):
+            began = time.perf_counter()
+            order = np.random.default_rng([seed, epoch]).permutation(rows)
+            noise = noise_seeds(net, seed, epoch, steps)
+            at_start = _snapshot(packed, net.optimizer_state)
+            for first in range(0, steps, chunk):
+                last = min(first + chunk, steps)
+                reached = run(order, noise, first, last)
+                if reached < last:
+                    # the last finite state is the one before the previous step: replay up to it
+                    loss, number = losses[reached], reached
+                    if number == 0 and previous is not None:
+                        replay, restored = (previous, steps - 1), f"before the last step of epoch {epoch - 1}"
+                    elif number == 0:
+                        replay, restored = ((at_start, order, noise), 0), f"the start of epoch {epoch}"
+                    else:
+                        replay = ((at_start, order, noise), number - 1)
+                        restored = f"before step {number} of epoch {epoch}"
+                    (snapshot, replay_order, replay_noise), replay_steps = replay
+                    _restore(snapshot, packed, net.optimizer_state)
+                    run(replay_order, replay_noise, 0, replay_steps)
+                    history.stopped = (f"the loss became {loss} at epoch {epoch}, step {number + 1}; parameters and "
+                                       f"optimizer state restored to the last finite state ({restored})")
+                    progress.message(f"stopped: {history.stopped}")
+                    copy_back(packed, params)
+                    return history
+                progress.update(epoch, last, steps, float(losses[:last] @ sizes[:last]) / sizes[:last].sum())
+            previous = (at_start, order, noise)
+            total = float(losses @ sizes)
+            record = {"epoch": epoch, "loss": total / rows}
             if classify:
-                record["val_accuracy"] = accuracy(net, packed, *validation)
-        record["seconds"] = time.perf_counter() - began
-        history.records.append(record)
-        progress.epoch_done(record)
-        if checkpoint is not None:
-            checkpoints.save(checkpoint, packed, net.optimizer_state, net.model, epoch=epoch, seed=seed,
-                             optimizer=repr(net.optimizer), settings=settings, history=history.as_dict())
-        if early_stopping is not None:
-            monitored = record.get("val_loss", record["loss"])
-            if monitored < best[0]:
-                best = (monitored, epoch, _snapshot(packed, net.optimizer_state))
-            elif epoch - best[1] >= early_stopping:
-                _restore(best[2], packed, net.optimizer_state)
-                history.stopped = (f"early stopping at epoch {epoch}: no better "
-                                   f"{'validation' if validation is not None else 'training'} loss for "
-                                   f"{early_stopping} epochs; parameters of epoch {best[1]} restored")
+                record["accuracy"] = accuracy(net, packed, X, Y)
+            if validation is not None:
+                record["val_loss"] = net.loss(packed, *validation)
+                if classify:
+                    record["val_accuracy"] = accuracy(net, packed, *validation)
+            record["seconds"] = time.perf_counter() - began
+            history.records.append(record)
+            progress.epoch_done(record)
+            if checkpoint is not None:
+                checkpoints.save(checkpoint, packed, net.optimizer_state, net.model, epoch=epoch, seed=seed,
+                                 optimizer=repr(net.optimizer), settings=settings, history=history.as_dict())
+            if early_stopping is not None:
+                monitored = record.get("val_loss", record["loss"])
+                if monitored < best[0]:
+                    best = (monitored, epoch, _snapshot(packed, net.optimizer_state))
+                elif epoch - best[1] >= early_stopping:
+                    _restore(best[2], packed, net.optimizer_state)
+                    history.stopped = (f"early stopping at epoch {epoch}: no better "
+                                       f"{'validation' if validation is not None else 'training'} loss for "
+                                       f"{early_stopping} epochs; parameters of epoch {best[1]} restored")
+                    progress.message(history.stopped)
+                    break
+            if any(callback(record, packed) for callback in callbacks):
+                history.stopped = f"a callback stopped training after epoch {epoch}"
                 progress.message(history.stopped)
                 break
-        if any(callback(record, packed) for callback in callbacks):
-            history.stopped = f"a callback stopped training after epoch {epoch}"
-            progress.message(history.stopped)
-            break
     copy_back(packed, params)
     return history
 
