@@ -23,11 +23,12 @@ LAYERS = [
                       "symnet.declare.losses", "symnet.declare.optimizers", "symnet.layers", "symnet.optim"]),
     ("derivation", ["symnet.differentiate", "symnet.simplify"]),
     ("generation", ["symnet.generate.kernels", "symnet.generate.printer", "symnet.generate.modules",
-                    "symnet.generate.network"]),
+                    "symnet.generate.writer", "symnet.generate.contractions", "symnet.generate.layers_code",
+                    "symnet.generate.loss_code", "symnet.generate.optimizer_code", "symnet.generate.network"]),
     ("models", ["symnet.expression", "symnet.network", "symnet.swell"]),
     ("training", ["symnet.train.checkpoint", "symnet.train.loop", "symnet.train.optim"]),
     ("applications", ["symnet.cli", "symnet.report", "symnet.compare", "symnet.bench", "symnet.models",
-                      "symnet.check"]),
+                      "symnet.check", "symnet.__main__", "symnet.sweep"]),
     ("package", ["symnet"]),
 ]
 GROUP = {module: number for number, (_, modules) in enumerate(LAYERS) for module in modules}

@@ -1,0 +1,358 @@
+"""How an index expression becomes code: a contraction becomes ``np.dot`` (two 2-D factors, one summed index;
+transposes are views) or explicit loops whose guards bound the summed loops; sums standing inside other functions (a
+normalisation) are evaluated into arrays first.  The arrays written are views of the flat parameters or buffers cut
+from one ``scratch`` array.  Nothing here knows layers, losses or optimizers."""
+
+import math
+from contextlib import contextmanager
+
+import sympy as sp
+
+from symnet.generate.writer import INDENT
+from symnet.indexed import affine_interval, terms
+
+SMALL_PRODUCT = 64
+ROW_MIN_EXTENT = 4
+"""Loops that fill a target of rank > 2 whose last extent is at least this long add row by row
+(:meth:`Contractions._row_loops`)."""
+KERNEL_MIN_EXTENT = 8
+"""Loops whose innermost extent is shorter call libm instead of the kernels: LLVM's vector loop never runs there,
+and the kernels' scalar code is slower than libm (docs/performance.md)."""
+VIEW = "np.lib.stride_tricks.as_strided"
+"""How a flat array with short rows (< KERNEL_MIN_EXTENT) becomes a matrix in a function without BLAS calls: a view
+with the strides written in the code, cheaper than Numba's reshape. Its layout is unknown to Numba, which costs
+vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: those use ``reshape``
+(docs/performance.md)."""
+
+
+def _canonical(total, depth=0):
+    """``total`` with its summed indices renamed by nesting depth, so sums that differ only in those names match."""
+    renamed = {}
+    for index_, _, _ in total.limits:
+        renamed[index_] = sp.Symbol(f"_s{depth}_{len(renamed)}", integer=True)
+    function = total.function.replace(lambda e: isinstance(e, sp.Sum), lambda inner: _canonical(inner, depth + 1))
+    return sp.Sum(function.xreplace(renamed), *((renamed[i], low, high) for i, low, high in total.limits))
+
+
+def _nonlinear(term_list):
+    """True when a sum stands inside another function (a normalisation), not only in products: not a contraction."""
+    return any(t.rest.has(sp.Sum) for t in term_list)
+
+
+def _interval_of(bound, known):
+    """(lowest, highest) of an integer bound ``ceiling(e/c)``, ``floor(e/c) + k`` or affine ``e`` over ``known``."""
+    offset, parts = bound.as_coeff_Add()
+    rounding = type(parts) if isinstance(parts, (sp.ceiling, sp.floor)) else None
+    inner = parts.args[0] if rounding else parts
+    interval = affine_interval(sp.expand(inner), known)
+    if interval is None:
+        return None
+    if rounding:
+        interval = tuple(rounding(end) for end in interval)
+    return tuple(end + offset for end in interval)
+
+
+def _is_matmul(term, target):
+    if term.guards or len(term.factors) != 2 or len(term.summed) != 1 or len(target) != 2 or term.coefficient != 1 or term.rest != 1:
+        return False
+    (s,) = term.summed
+    return all(len(f.indices) == 2 and s in f.indices and len(set(f.indices) & set(target)) == 1
+               for f in term.factors) and set(target) <= set().union(*(f.indices for f in term.factors))
+
+
+def _matmul(term, target):
+    """``np.dot`` operands for out[u, v] = Σ_s F1 F2 (transposes are free views)."""
+    u, v = target
+    (s,) = term.summed
+    left = next(f for f in term.factors if u in f.indices)
+    right = next(f for f in term.factors if f is not left)
+    left_text = str(left.base) + ("" if left.indices == (u, s) else ".T")
+    right_text = str(right.base) + ("" if right.indices == (s, v) else ".T")
+    return left_text, right_text
+
+
+class Contractions:
+    """Emits contractions and evaluations of index expressions, and the arrays they fill: a mixin of
+    :class:`~symnet.generate.network.NetworkModule`, whose ``__init__`` sets the state used here (``printer``,
+    ``shapes``, ``dtype``, ``itemsize``; and, per function being written, ``scratch_width``, ``views_pending``,
+    ``uses_blas``, ``sum_count``, ``hoisted``, ``flat``)."""
+
+    def p(self, expr):
+        return self.printer.doprint(expr)
+
+    @contextmanager
+    def innermost(self, extent):
+        """Code printed inside calls libm rather than the kernels when the innermost loop runs ``extent`` <
+        :data:`KERNEL_MIN_EXTENT` times."""
+        kernels = self.printer.kernels
+        if isinstance(extent, int) and extent < KERNEL_MIN_EXTENT:
+            self.printer.kernels = set()
+        try:
+            yield
+        finally:
+            self.printer.kernels = kernels
+
+    def _size(self, index, factors):
+        """The extent of ``index`` from the first factor that has it as a plain index (a rows array read as
+        ``a[n, i]`` has ``i`` over all its entries)."""
+        for factor in factors:
+            if index in factor.indices:
+                shape = self.shapes[str(factor.base)]
+                if len(factor.indices) == 2 and len(shape) > 2:
+                    shape = (shape[0], math.prod(shape[1:]))
+                return shape[factor.indices.index(index)]
+        raise ValueError(f"index {index} has no size")
+
+    def _loops(self, w, term_list, target, target_indices, accumulate=False):
+        """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors, where the guards hold.
+
+        A guard on a summed index bounds that index's loop (:meth:`_bounded`), so a convolution's loops never
+        visit the padding; a guard on the target's indices only is an ``if``.  A single sum over the batch index
+        (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in memory order
+        (docs/performance.md); each cell still adds in batch order from 0: the same bits."""
+        cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
+        ranges = list(zip(target_indices, self._extents(target, target_indices)))
+        if (not accumulate and len(term_list) == 1 and len(term_list[0].summed) == 1 and not term_list[0].guards
+                and self._size(term_list[0].summed[0], term_list[0].factors) == "batch"):
+            t = term_list[0]
+            with w.loops(*ranges):
+                w(f"{cell} = {self.p(sp.Float(0))}")
+            with w.loops((t.summed[0], "batch"), *ranges):
+                w(f"{cell} += {self.p(t.summand)}")
+            return
+        if (len(term_list) == 1 and term_list[0].summed and len(ranges) > 2 and isinstance(ranges[-1][1], int)
+                and ranges[-1][1] >= ROW_MIN_EXTENT):
+            self._row_loops(w, term_list[0], target, ranges, accumulate)
+            return
+        with w.loops(*ranges):
+            w(f"total = {self.p(sp.Float(0))}")
+            for t in term_list:
+                known = {index_: (0, extent - 1) for index_, extent in ranges if extent != "batch"}
+                conditions, bounds = [], {index_: [] for index_ in t.summed}
+                for guard in t.guards:
+                    inner = [index_ for index_ in t.summed if guard.args[0].has(index_)]
+                    if inner:
+                        bounds[inner[-1]].append(guard)
+                    else:
+                        low, high = (self.index_text(e) for e in guard.args[1:])
+                        conditions.append(f"{low} <= {self.index_text(guard.args[0])} <= {high}")
+                if conditions:
+                    w(f"if {' and '.join(conditions)}:")
+                    w.depth += 1
+                depth = w.depth
+                for index_, low, high in t.limits:
+                    extent = "batch" if high.free_symbols else int(high - low) + 1
+                    w(f"for {index_} in range({self._range(index_, extent, bounds[index_], known)}):")
+                    w.depth += 1
+                    if extent != "batch":
+                        known[index_] = (0, extent - 1)
+                w(f"total += {self.p(t.summand)}")
+                w.depth = depth - bool(conditions)
+            w(f"{cell} {'+=' if accumulate else '='} total")
+
+    def _row_loops(self, w, t, target, ranges, accumulate):
+        """target[…, x] (+)= Σ_summed summand with the target's last index x innermost: each step adds one
+        product to a row of cells, a loop LLVM vectorises (a sum into one cell is not vectorised without
+        reassociation).  Every cell still adds its terms in the order of the summed loops."""
+        cell = self.p(sp.IndexedBase(target, real=True)[tuple(index_ for index_, _ in ranges)])
+        if not accumulate:
+            w(f"{target}[:] = {self.p(sp.Float(0))}")
+        order = [index_ for index_, _ in ranges[:-1]] + list(t.summed) + [ranges[-1][0]]
+        bounds = {index_: [] for index_ in order}
+        conditions = []
+        for guard in t.guards:
+            inner = [index_ for index_ in order if guard.args[0].has(index_)]
+            if inner and inner[-1] in bounds and inner[-1] not in dict(ranges[:-1]):
+                bounds[inner[-1]].append(guard)
+            else:
+                conditions.append(guard)
+        extents = {**dict(ranges), **{index_: "batch" if high.free_symbols else int(high - low) + 1
+                                      for index_, low, high in t.limits}}
+        depth, known = w.depth, {}
+        for index_ in order:
+            if conditions and index_ == t.summed[0]:
+                w(f"if {' and '.join(self._condition(guard) for guard in conditions)}:")
+                w.depth += 1
+            w(f"for {index_} in range({self._range(index_, extents[index_], bounds[index_], known)}):")
+            w.depth += 1
+            if extents[index_] != "batch":
+                known[index_] = (0, extents[index_] - 1)
+        w(f"{cell} += {self.p(t.summand)}")
+        w.depth = depth
+
+    def _condition(self, guard):
+        e, low, high = guard.args
+        return f"{self.index_text(low)} <= {self.index_text(e)} <= {self.index_text(high)}"
+
+    def index_text(self, expr):
+        return self.printer.index_text(expr)
+
+    def _bounded(self, index_, extent, guards, known):
+        """The (lower, upper) bounds as text of ``index_`` over ``0 … extent − 1`` where every guard
+        ``[low ≤ c·index_ + rest ≤ high]`` holds (c a nonzero integer, rest in the outer loops' indices, whose ranges
+        ``known`` gives: a bound those ranges always satisfy is left out)."""
+        lower, upper = [sp.Integer(0)], [extent if extent == "batch" else sp.Integer(extent)]
+        for guard in guards:
+            e, low, high = guard.args
+            coefficient = e.coeff(index_)
+            rest = sp.expand(e - coefficient * index_)
+            if not coefficient.is_Integer or coefficient == 0 or rest.has(index_):
+                raise ValueError(f"guard {guard} is not affine in {index_}")
+            if coefficient < 0:
+                coefficient, rest, low, high = -coefficient, -rest, -high, -low
+            lower.append(sp.ceiling((low - rest) / coefficient))
+            upper.append(sp.floor((high - rest) / coefficient) + 1)
+        return self._extreme(max, lower, known), self._extreme(min, upper, known)
+
+    def _extreme(self, pick, bounds, known):
+        """``max(…)``/``min(…)`` of the bounds as text, leaving out those the others always dominate over the
+        ``known`` ranges (the loop's own extent is the first bound)."""
+        first, kept = bounds[0], []
+        for bound in bounds[1:]:
+            interval = _interval_of(bound, known)
+            if interval is not None and first != "batch" and (
+                    (pick is max and interval[1] <= first) or (pick is min and interval[0] >= first)):
+                continue
+            kept.append(bound)
+        texts = [str(first) if first == "batch" else self.index_text(first)] + [self._floor_text(b) for b in kept]
+        return texts[0] if len(texts) == 1 else f"{pick.__name__}({', '.join(texts)})"
+
+    def _range(self, index_, extent, guards, known):
+        """``range(…)``'s arguments (``lower, upper``, or ``upper`` alone when the lower bound is 0)."""
+        lower, upper = self._bounded(index_, extent, guards, known)
+        return upper if lower == "0" else f"{lower}, {upper}"
+
+    def _floor_text(self, bound):
+        """A bound ``ceiling(e/c)`` or ``floor(e/c) + k`` printed in integer arithmetic (``//`` floors)."""
+        offset, parts = bound.as_coeff_Add()
+        if isinstance(parts, sp.ceiling):
+            numerator, denominator = sp.fraction(sp.together(parts.args[0]))
+            text = f"-(({self.index_text(sp.expand(-numerator))}) // {denominator})"
+        elif isinstance(parts, sp.floor):
+            numerator, denominator = sp.fraction(sp.together(parts.args[0]))
+            text = f"({self.index_text(sp.expand(numerator))}) // {denominator}"
+        else:
+            return self.index_text(bound)
+        return text if offset == 0 else f"{text} + {self.index_text(offset)}"
+
+    def _small(self, term):
+        """True when the fixed (non-batch) extents of a product multiply to at most SMALL_PRODUCT: plain loops
+        then beat a BLAS call's overhead (docs/performance.md)."""
+        extents = {index: self._size(index, term.factors) for f in term.factors for index in f.indices
+                   if isinstance(index, sp.Symbol)}
+        fixed = 1
+        for extent in extents.values():
+            if extent != "batch":
+                fixed *= extent
+        return fixed <= SMALL_PRODUCT
+
+    def evaluate(self, w, expr, target, target_indices, allocate):
+        """target[target_indices] = expr, an index expression with sums inside other functions (a normalisation's
+        √(Σ_j (a[n,j] − μ[n])² / J + ε)).  Each distinct sum (up to the names of its indices) is computed first,
+        innermost first, into an array over its free indices (``sigma<k>[n]``); then one loop over the target's cells
+        evaluates the rest."""
+        ranges = dict(zip(target_indices, self._extents(target, target_indices)))
+        for total in expr.atoms(sp.Sum):
+            ranges.update({index_: "batch" if high.free_symbols else int(high - low) + 1
+                           for index_, low, high in total.limits})
+        body = expr.replace(lambda e: isinstance(e, sp.Sum), lambda total: self._hoisted(w, total, ranges))
+        if allocate:
+            self.buffer(w, target, self.shapes[target])
+        cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
+        with w.loops(*((index_, ranges[index_]) for index_ in target_indices)):
+            w(f"{cell} = {self.p(body)}")
+
+    def _hoisted(self, w, total, ranges):
+        """The array cell that holds ``total``: ``sigma<k>[free indices]``, computed here unless this function has
+        computed the same sum before (up to the names of its indices: μ[n] of the forward pass serves the
+        backward's μ[r]; the arrays it reads are not written in between)."""
+        free = sorted((symbol for symbol in total.free_symbols if symbol in ranges),
+                      key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+        key = _canonical(total.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(free)}))
+        if key in self.hoisted:
+            base = self.hoisted[key]
+            return base[tuple(free)] if free else base[0]
+        name = f"sigma{self.sum_count}"
+        self.sum_count += 1
+        shape = tuple(ranges[index_] for index_ in free)
+        w(f"# {name}{list(free)} = {total}")
+        if shape and shape[0] == "batch":
+            self.buffer(w, name, shape)
+        else:
+            w(f"{name} = np.empty(({', '.join(map(str, shape or (1,)))},), dtype=np.{self.dtype})")
+        base = self.hoisted[key] = sp.IndexedBase(name, real=True)
+        cell = base[tuple(free)] if free else base[0]
+        with w.loops(*((index_, ranges[index_]) for index_ in free)):
+            w(f"total = {self.p(sp.Float(0))}")
+            with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)):
+                w(f"total += {self.p(total.function)}")
+            w(f"{self.p(cell)} = total")
+        return cell
+
+    def _extents(self, target, indices):
+        """The extents of ``target``'s indices (a rows array indexed [n, i] runs over all its entries)."""
+        shape = self.shapes[target]
+        if len(indices) == 2 and len(shape) > 2:
+            shape = (shape[0], math.prod(shape[1:]))
+        return shape
+
+    def _assign(self, w, expr, target, target_indices, allocate):
+        """target[target_indices] = expr: as a contraction (np.dot or loops), or by :meth:`evaluate` when a sum
+        stands inside another function."""
+        term_list = terms(expr)
+        if _nonlinear(term_list):
+            self.evaluate(w, expr, target, target_indices, allocate)
+        else:
+            self.contraction(w, term_list, target, target_indices, allocate)
+
+    def contraction(self, w, term_list, target, target_indices, allocate):
+        """Emit code for target[target_indices] = Σ terms (read from a contracted index expression)."""
+        matmuls = [t for t in term_list if _is_matmul(t, target_indices) and not self._small(t)]
+        others = [t for t in term_list if t not in matmuls]
+        shape = self.shapes[target]
+        for number, t in enumerate(matmuls):
+            left, right = _matmul(t, target_indices)
+            self.uses_blas = True
+            if number == 0 and allocate:
+                self.buffer(w, target, shape)
+                w(f"np.dot({left}, {right}, {target})")
+            elif number == 0:
+                w(f"np.dot({left}, {right}, {target})")
+            else:
+                w(f"{target} += np.dot({left}, {right})")
+        if others:
+            if not matmuls and allocate:
+                self.buffer(w, target, shape)
+            self._loops(w, others, target, target_indices, accumulate=bool(matmuls))
+
+    def view(self, w, name, flat, shape):
+        """``name = flat`` (a 1-D slice, C order) seen with ``shape``; the line is printed by :meth:`resolve_views`
+        once the function is written, when it is known whether it calls BLAS."""
+        if len(shape) == 1:
+            w(f"{name} = {flat}")
+            return
+        self.views_pending.append((len(w.lines), w.depth, name, flat, shape))
+        w(f"{name} = ...")
+
+    def resolve_views(self, w):
+        """Print the pending views of one function: :data:`VIEW` with the strides the shape gives (its axes after
+        the first are fixed numbers) for short rows in a function without BLAS calls, else ``reshape``."""
+        for at, depth, name, flat, shape in self.views_pending:
+            shape_text = ", ".join(map(str, shape))
+            if self.uses_blas or shape[-1] >= KERNEL_MIN_EXTENT:
+                view = f"{flat}.reshape(({shape_text}))"
+            else:
+                strides = ", ".join(str(self.itemsize * math.prod(shape[axis + 1:])) for axis in range(len(shape)))
+                view = f"{VIEW}({flat}, ({shape_text}), ({strides}))"
+            w.lines[at] = INDENT * depth + f"{name} = {view}"
+
+    def buffer(self, w, name, shape, zero=False):
+        """``name`` = the next cells of ``scratch``, shaped ``shape`` = (batch, …), zero-filled if ``zero``.
+        Offsets are multiples of ``batch``, so a shorter last batch fits the scratch of a full one."""
+        assert shape[0] == "batch", shape
+        width = math.prod(shape[1:])
+        start, self.scratch_width = self.scratch_width, self.scratch_width + width
+        self.flat[name] = f"scratch[{f'{start} * batch' if start else ''}:{start + width} * batch]"
+        self.view(w, name, self.flat[name], ("batch", width) if name in self.printer.flat_rows else shape)
+        if zero:
+            w(f"{name}[:] = {self.p(sp.Float(0))}")

@@ -1,0 +1,276 @@
+"""Layer code: each layer's forward pass (its contraction, then bias and activation in one fused loop; softmax with
+the max shift; max over pieces; dropout's mask) and its back-propagation (the VJPs of parameters and input, δ routed to
+the winning piece, f' and the gradients of trainable activation parameters)."""
+
+import math
+
+import sympy as sp
+
+from symnet.declare import layers as L
+from symnet.declare import losses
+from symnet.declare.parse import exact_number
+from symnet.generate.contractions import Contractions, _nonlinear
+from symnet.indexed import terms
+from symnet.rewrites import stable
+
+PARALLEL_MIN_WIDTH = 64
+"""With ``parallel``, only layers this wide with a transcendental activation run their activation loop on all
+cores: cheaper loops lose more to starting threads than they gain (docs/performance.md)."""
+CHEAP_FUNCTIONS = (sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise)
+Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
+
+
+def _arrays(expr, names):
+    """Rename the IndexedBases of ``expr`` to the generated arrays' names."""
+    return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
+
+
+class LayerCode(Contractions):
+    """Writes the layers' forward and backward code (a mixin of :class:`~symnet.generate.network.NetworkModule`,
+    which also gives ``model`` and ``parallel``)."""
+
+    def forward(self, w, store_fprime):
+        for number, layer in enumerate(self.model.layers, start=1):
+            previous = "X" if number == 1 else f"a{number - 1}"
+            names = {L.a: previous, **self._parameter_names(layer, number)}
+            sized = layer.sized_map()
+            mapped = _arrays(sized, names)
+            f = layer.activation
+            out = layer.output_indices
+            w(f"# layer {number}: z{number}{list(out)} = {sized}   (a = {previous}); a{number} = f(z{number}), "
+              f"f(t) = {f.expr}")
+            if sized == L.a[out] and f.expr == f.variable:
+                w(f"a{number} = z{number} = {previous}   # the map is its input: the same memory")
+                continue
+            summed = [t for t in terms(mapped) if t.summed]
+            elementwise = [t for t in terms(mapped) if not t.summed]
+            evaluated = _nonlinear(summed + elementwise)
+            if evaluated:
+                self.evaluate(w, mapped, f"z{number}", out, allocate=True)
+                summed, elementwise = [], []
+            if any(t.guards for t in elementwise):
+                raise ValueError(f"layer {number}: a guard outside a sum is not supported: {sized}")
+            if layer.noise is not None:
+                self._draw_noise(w, layer, number)
+            if getattr(layer, "output", None) is not None:
+                with self.innermost(layer.n_out):
+                    self._softmax(w, layer, number, previous)
+                continue
+            if layer.max_over:
+                if summed:
+                    self.contraction(w, summed, f"z{number}", out, allocate=True)
+                self._max(w, layer, number, bool(summed), elementwise)
+                continue
+            if summed:
+                self.contraction(w, summed, f"z{number}", out, allocate=True)
+            elif not evaluated:
+                self.buffer(w, f"z{number}", ("batch", *layer.z_shape), zero=True)
+            identity = f.expr == f.variable
+            keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
+            if keep_z and not identity:
+                self.buffer(w, f"a{number}", ("batch", *layer.z_shape))
+            else:
+                w(f"a{number} = z{number}" + ("" if identity else "   # a = f(z) is written over z (not needed later)"))
+            fprime = self.model.fprime_form(number - 1)
+            if store_fprime and fprime[0] == "input":
+                self.buffer(w, f"fprime{number}", ("batch", *layer.z_shape))
+            expensive = any(not isinstance(call, CHEAP_FUNCTIONS)
+                            for call in self.model.activation_value(number - 1).atoms(sp.Function))
+            parallel = self.parallel and expensive and layer.n_out >= PARALLEL_MIN_WIDTH
+            loops = [("n", "batch"), *zip(map(str, out[1:]), layer.z_shape)]
+
+            def cell(name):
+                return self.p(sp.IndexedBase(name, real=True)[out])
+
+            with w.loops(*loops, parallel=parallel), self.innermost(layer.z_shape[-1]):
+                bias = sum((t.summand for t in elementwise), sp.Integer(0))
+                w(f"z = {cell(f'z{number}')} + {self.p(bias)}")
+                if keep_z:
+                    w(f"{cell(f'z{number}')} = z")
+                at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
+                if not identity:
+                    w(f"{cell(f'a{number}')} = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
+                if store_fprime and fprime[0] == "input":
+                    w(f"{cell(f'fprime{number}')} = {self.p(fprime[1].xreplace(at_z))}")
+
+    def _softmax(self, w, layer, number, previous):
+        """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
+        w(f"# evaluated with the max shift: a{number}[n, i] = exp(z − m) / Σ_j exp(z[n, j] − m), m = max_j z[n, j]")
+        w(f"z{number} = {previous}")
+        self.buffer(w, f"a{number}", ("batch", layer.n_out))
+        w("for n in range(batch):")
+        with w.block():
+            w(f"m = z{number}[n, 0]")
+            w(f"for i in range(1, {layer.n_out}):")
+            with w.block():
+                w(f"m = max(m, z{number}[n, i])")
+            w(f"total = {self.p(sp.Float(0))}")
+            w(f"for i in range({layer.n_out}):")
+            with w.block():
+                w(f"e = {self.p(sp.exp(sp.IndexedBase(f'z{number}', real=True)[L.n, L.i] - losses.row_max))}")
+                w(f"a{number}[n, i] = e")
+                w("total += e")
+            w(f"for i in range({layer.n_out}):")
+            with w.block():
+                w(f"a{number}[n, i] /= total")
+
+    def _max(self, w, layer, number, stored, elementwise):
+        """a[n, …] = max over the layer's max indices of z[n, …] (the stored contraction, if ``stored``, plus the
+        elementwise terms), remembering in piece[n, …] the first combination of those indices, in row-major order,
+        that attains it."""
+        over = layer.max_over
+        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
+        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        z = sp.IndexedBase(f"z{number}", real=True)[layer.output_indices] if stored else sp.Integer(0)
+        value = z + sum((t.summand for t in elementwise), sp.Integer(0))
+        piece = f"piece{number}"
+        w(f"# a{number}{list(out)} = max over {', '.join(map(str, over))} of z{number}{list(layer.output_indices)}; "
+          f"{piece}{list(out)} = the first (row-major) that attains it")
+        self.buffer(w, f"a{number}", ("batch", *layer.output_shape))
+        if len(layer.output_shape) > 1:
+            self.printer.flat_rows[piece] = layer.output_shape
+        w(f"{piece} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
+        loops = [("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)]
+        with w.loops(*loops):
+            w(f"best = {self.p(value.xreplace({index_: 0 for index_ in over}))}")
+            w("choice = 0")
+            if len(over) == 1:
+                w(f"for {over[0]} in range(1, {extents[0]}):")
+            else:
+                w(f"for choice_k in range(1, {math.prod(extents)}):")
+            with w.block():
+                if len(over) > 1:
+                    for index_, text in zip(over, self._decomposed("choice_k", extents)):
+                        w(f"{index_} = {text}")
+                w(f"z = {self.p(value)}")
+                w("if z > best:")
+                with w.block():
+                    w("best = z")
+                    w(f"choice = {over[0] if len(over) == 1 else 'choice_k'}")
+            w(f"{self.p(sp.IndexedBase(f'a{number}', real=True)[out])} = best")
+            w(f"{self.p(sp.IndexedBase(piece, real=True)[out])} = choice")
+
+    @staticmethod
+    def _decomposed(flat, extents):
+        """The indices (row-major) of the combination numbered ``flat`` over ``extents``, as text."""
+        texts = []
+        for axis, extent in enumerate(extents):
+            stride = math.prod(extents[axis + 1:])
+            text = f"{flat} // {stride}" if stride > 1 else flat
+            texts.append(text if axis == 0 else f"{text} % {extent}" if stride > 1 else f"{flat} % {extent}")
+        return texts
+
+    def _fprime_factor(self, fprime, number, row, column):
+        """Printed f'(z) of layer ``number`` at cell [row, column], or None when f' = 1."""
+        kind, expr = fprime
+        if kind == "one":
+            return None
+        if kind == "input":
+            return f"fprime{number}[{row}, {column}]"
+        output = sp.IndexedBase(f"a{number}", real=True)[sp.Symbol(row), sp.Symbol(column)]
+        layer = self.model.layers[number - 1]
+        at = {A_SCALAR: output, **self._activation_parameters(layer, number, sp.Symbol(column))}
+        return f"({self.p(expr.xreplace(at))})"
+
+    @staticmethod
+    def _parameter_names(layer, number):
+        """{base: generated array name} for the layer's parameters and its noise."""
+        names = {base: f"{base}{number}" for base, _ in layer.parameters}
+        if layer.noise is not None:
+            names[layer.noise] = f"{layer.noise}{number}"
+        if getattr(layer, "output", None) is not None:
+            names[layer.output] = f"a{number}"
+        return names
+
+    def _draw_noise(self, w, layer, number):
+        """Dropout's mask: 1/(1 − p) with probability 1 − p in training (noise_seed ≥ 0), else 1."""
+        mask = f"{layer.noise}{number}"
+        keep = self.p(exact_number(1 - layer.p))
+        w(f"# inverted dropout, p = {layer.p}: in training {mask}[n, i] = 1/(1 − p) with probability 1 − p, else 0; "
+          f"outside training {mask} = 1")
+        self.buffer(w, mask, ("batch", layer.n_out))
+        w("if noise_seed >= 0:")
+        with w.block():
+            with w.loops(("n", "batch"), ("i", layer.n_out)):
+                w(f"{mask}[n, i] = {self.p(1 / exact_number(1 - layer.p))} if np.random.random() < {keep} "
+                  f"else {self.p(sp.Float(0))}")
+        w("else:")
+        with w.block():
+            w(f"{mask}[:] = {self.p(sp.Integer(1))}")
+
+    @staticmethod
+    def _activation_parameters(layer, number, column):
+        """{parameter symbol: its generated array's cell} (column ``column`` per neuron, 0 when shared)."""
+        return {symbol: sp.IndexedBase(f"{symbol.name}{number}", real=True)[0 if spec.shared else column]
+                for symbol, spec in layer.activation.parameters}
+
+    def _zero_activation_gradients(self, w, number):
+        for symbol, _ in self.model.layers[number - 1].activation.parameters:
+            w(f"grad_{symbol.name}{number}[:] = {self.p(sp.Float(0))}")
+
+    def _activation_gradients(self, w, number, upstream, row, column):
+        """grad_γ[column] += upstream · ∂f/∂γ(z[row, column]) for every trainable activation parameter γ."""
+        layer = self.model.layers[number - 1]
+        f = layer.activation
+        at = {f.variable: sp.IndexedBase(f"z{number}", real=True)[sp.Symbol(row), sp.Symbol(column)],
+              **self._activation_parameters(layer, number, sp.Symbol(column))}
+        for symbol, spec in f.parameters:
+            cell = f"grad_{symbol.name}{number}[{0 if spec.shared else column}]"
+            derivative = stable(f.parameter_derivatives[symbol]).xreplace(at)
+            w(f"{cell} += {upstream} * {self.p(derivative)}")
+
+    def backward(self, w):
+        model = self.model
+        for number in range(len(model.layers), 0, -1):
+            layer = model.layers[number - 1]
+            previous = "X" if number == 1 else f"a{number - 1}"
+            names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
+            if layer.max_over:
+                self._route(w, layer, number)
+                names[L.delta] = f"dz{number}"
+            vjps = layer.vjps()
+            for base in layer.parameter_shapes:
+                indices, expr = vjps[base]
+                w(f"# grad_{base}{number}{list(indices)} = {expr}")
+                self._assign(w, _arrays(expr, names), f"grad_{base}{number}", indices, allocate=False)
+            if number > 1:
+                indices, expr = vjps[L.a]
+                target = f"delta{number - 1}"
+                fprime = model.fprime_form(number - 2)
+                w(f"# {target}{list(indices)} = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
+                if expr == L.delta[indices]:
+                    w(f"{target} = delta{number}   # the same memory: δ is written over (not needed later)")
+                else:
+                    self._assign(w, _arrays(expr, names), target, indices, allocate=True)
+                learned = model.layers[number - 2].activation.parameters
+                if learned:
+                    w(f"# ∂L/∂γ = Σ ∂L/∂a{number - 1} ⊙ ∂f/∂γ for the trainable activation parameters γ of layer "
+                      f"{number - 1}")
+                    self._zero_activation_gradients(w, number - 1)
+                if fprime[0] != "one":
+                    with w.loops(("n", "batch"), ("j", layer.n_in)), self.innermost(layer.n_in):
+                        factor = self._fprime_factor(fprime, number - 1, 'n', 'j')
+                        if learned:
+                            w(f"upstream = {target}[n, j]")
+                            self._activation_gradients(w, number - 1, "upstream", "n", "j")
+                            w(f"{target}[n, j] = upstream * {factor}")
+                        else:
+                            w(f"{target}[n, j] *= {factor}")
+
+    def _route(self, w, layer, number):
+        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere."""
+        over = layer.max_over
+        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
+        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
+        w(f"# δ reaches only the winning entry: dz{number}{list(layer.output_indices)} = delta{number}{list(out)} "
+          f"[{', '.join(map(str, over))} = piece{number}]")
+        self.buffer(w, f"dz{number}", ("batch", *layer.z_shape), zero=True)
+        with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)):
+            if len(over) == 1:
+                chosen = [piece]
+            else:
+                w(f"choice = {piece}")
+                chosen = self._decomposed("choice", extents)
+            cell = ", ".join([*map(str, out), *chosen])
+            w(f"dz{number}[{cell}] = {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
