@@ -12,6 +12,7 @@ contractions for the code generator.
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.concrete.expr_with_intlimits import ExprWithIntLimits
 
 
 def index(name):
@@ -46,6 +47,73 @@ class InRange(sp.Function):
     def _latex(self, printer):
         e, lo, hi = (printer._print(argument) for argument in self.args)
         return rf"\left[{lo} \le {e} \le {hi}\right]"
+
+
+class MaxOver(ExprWithIntLimits):
+    """``max_j f(j)`` over integer limits, like ``Sum`` (a reduction the generated code computes into an array)."""
+
+    __slots__ = ()
+
+    def _sympystr(self, printer):
+        return f"MaxOver({printer._print(self.function)}, {', '.join(map(printer._print, self.limits))})"
+
+    def _latex(self, printer):
+        indices = ", ".join(printer._print(limit[0]) for limit in self.limits)
+        return rf"\max_{{{indices}}} {printer._print(self.function)}"
+
+
+REDUCTIONS = (sp.Sum, MaxOver)
+
+
+def shift_exponentials(expr):
+    """``expr`` with every family of exponentials that a sum ``Σ_j exp(g(j))`` in it normalises evaluated as
+    ``exp(g(x) − m)``, ``m = max_j g(j)`` (:class:`MaxOver`), so none overflows: softmax's exp(a_i)/Σ_j exp(a_j),
+    and what its derivatives make of it.  Only where ``expr`` does not change: when scaling the whole family by
+    e^(−m) leaves it as it is (every term has as many of the family's factors above the line as below)."""
+    for total in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key):
+        if len(total.limits) != 1 or not isinstance(total.function, sp.exp):
+            continue
+        (bound, low, high), power = total.limits[0], total.function.args[0]
+        if not power.has(bound) or power.has(MaxOver):
+            continue
+        free = sorted((symbol for symbol in power.free_symbols if isinstance(symbol, sp.Symbol) and symbol.is_integer
+                       and symbol != bound), key=sp.default_sort_key)
+        wilds = {symbol: sp.Wild(f"w_{symbol}") for symbol in (*free, bound)}
+        pattern = power.xreplace(wilds)
+        family = {}
+        for e in expr.atoms(sp.exp):
+            match = e.args[0].match(pattern)
+            if match is not None and all(match.get(w, symbol) is not None for symbol, w in wilds.items()):
+                family[e] = match
+        if not family or _degree(expr, set(family)) != 0:
+            continue
+        shifted = {}
+        for e, match in family.items():
+            at = {symbol: match[wilds[symbol]] for symbol in free}
+            shifted[e] = sp.exp(e.args[0] - MaxOver(power.xreplace(at), (bound, low, high)))
+        expr = expr.xreplace(shifted)
+    return expr
+
+
+def _degree(expr, family):
+    """How many factors of ``family`` each term of ``expr`` has (above the line minus below), or None when it is not
+    the same for every term or a function other than a product, power or sum holds one."""
+    if expr in family:
+        return 1
+    if not expr.has(*family):
+        return 0
+    if isinstance(expr, sp.Mul):
+        degrees = [_degree(factor, family) for factor in expr.args]
+        return None if None in degrees else sum(degrees)
+    if isinstance(expr, sp.Pow) and expr.exp.is_number:
+        degree = _degree(expr.base, family)
+        return None if degree is None else degree * expr.exp
+    if isinstance(expr, sp.Add):
+        degrees = {_degree(term, family) for term in expr.args}
+        return degrees.pop() if len(degrees) == 1 and None not in degrees else None
+    if isinstance(expr, sp.Sum):
+        return _degree(expr.function, family)
+    return None
 
 
 def distribute(expr):
@@ -163,14 +231,16 @@ def tidy(expr):
     groups, rest = {}, []
     for part in sp.Add.make_args(expr):
         sums = [f for f in sp.Mul.make_args(part) if isinstance(f, sp.Sum)]
-        if len(sums) == 1:
-            coefficient = part / sums[0]
-            bound = {index_ for index_, _, _ in sums[0].limits}
-            if not coefficient.has(*bound):
-                groups.setdefault(sums[0].limits, []).append(coefficient * sums[0].function)
-                continue
-        rest.append(part)
-    return sp.Add(*rest, *(sp.Sum(sp.Add(*summands), *limits) for limits, summands in groups.items()))
+        if len(sums) == 1 and not (part / sums[0]).has(*(index_ for index_, _, _ in sums[0].limits)):
+            groups.setdefault(sums[0].limits, []).append((part, part / sums[0] * sums[0].function))
+        else:
+            rest.append(part)
+    for limits, parts in groups.items():
+        if len(parts) == 1:
+            rest.append(parts[0][0])
+        else:
+            rest.append(sp.Sum(sp.Add(*(summand for _, summand in parts)), *limits))
+    return sp.Add(*rest)
 
 
 @dataclass(frozen=True)

@@ -278,8 +278,6 @@ class Sequential:
         names.update({base: sp.IndexedBase(f"{base}{number}", real=True) for base, _ in layer.parameters})
         if layer.noise is not None:
             names[layer.noise] = sp.IndexedBase(f"{layer.noise}{number}", real=True)
-        if getattr(layer, "output", None) is not None:
-            names[layer.output] = sp.IndexedBase(f"a{number}", real=True)
         return names
 
     @staticmethod
@@ -299,8 +297,6 @@ class Sequential:
         indices = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
         output = sp.IndexedBase(f"a{number}", real=True)[indices]
         declared = latex(layer.sized_map().xreplace(names))
-        if getattr(layer, "output", None) is not None:            # the map is the output (Softmax)
-            return [rf"{latex(output)} = {declared}"]
         z = sp.IndexedBase(f"z{number}", real=True)
         lines = [rf"{latex(z[layer.output_indices])} = {declared}"]
         if layer.noise is not None:

@@ -210,9 +210,16 @@ def test_standalone_softmax_with_cross_entropy_equals_softmax_cross_entropy_on_l
     loss_b, grads_b = logits.loss_and_grad(params, X, Y)
     assert abs(loss_a - loss_b) <= 1e-14 * loss_b
     np.testing.assert_allclose(grads_a.flat, grads_b.flat, rtol=1e-12, atol=1e-15)
-    derived = sn.Softmax(3).symbolic_vjps()[a][1]
-    s, delta, r, q = sn.Softmax.output, sn.layers.delta, sn.layers.r, sn.layers.q
-    assert sp.expand(derived - s[r, q] * (delta[r, q] - sp.Sum(delta[r, i] * s[r, i], (i, 0, sn.layers.I_SIZE - 1)))) == 0
+    derived = sn.Softmax(3).vjps()[a][1]          # δ_prev[r,q] = s_q (δ_q − Σ_i δ_i s_i), s = e^(a)/S, written out
+    delta, r, q = sn.layers.delta, sn.layers.r, sn.layers.q
+    S = sp.Sum(sp.exp(a[r, j]), (j, 0, 2))
+    s_q = sp.exp(a[r, q]) / S
+    textbook = s_q * (delta[r, q] - sp.Sum(delta[r, i] * sp.exp(a[r, i]) / S, (i, 0, 2)))
+    values = {a[r, x]: value for x, value in enumerate((0.3, -1.2, 2.0))}
+    values.update({delta[r, x]: value for x, value in enumerate((0.7, 0.1, -0.4))})
+    for entry in range(3):
+        assert float(derived.xreplace({q: entry}).doit().xreplace(values)) == pytest.approx(
+            float(textbook.xreplace({q: entry}).doit().xreplace(values)), rel=1e-14)
     # stable at extreme inputs; rows sum to one
     extreme = sn.Sequential([sn.Softmax(3)], loss="mse").compile()
     out = extreme.predict({}, np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, -1000.0]]))

@@ -23,7 +23,7 @@ from functools import lru_cache
 import sympy as sp
 
 from symnet.declare import activations
-from symnet.errors import ConfigurationError, DifferentiationError, quoted
+from symnet.errors import ConfigurationError, quoted
 from symnet.indexed import InRange, contract, index, settle, tidy
 
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
@@ -465,31 +465,14 @@ class Softmax(SizedByPredecessor):
     """Softmax on its own: ``a'[n,i] = exp(a[n,i]) / Σ_j exp(a[n,j])``, for losses on probabilities
     (``cross_entropy``, ``mse``).  Prefer a linear last layer with ``softmax_cross_entropy``, which is stabler.
 
-    The VJP is derived from the map and rewritten with the stored output
-    ``s = a'`` (exp(a[n,x]) = s[n,x] Σ_j exp(a[n,j])), which SymPy reduces to
-    ``s[r,q] (δ[r,q] − Σ_i δ[r,i] s[r,i])``; the forward pass is evaluated
-    with the max shift, exp(a − m)/Σ exp(a − m).
-    """
+    A declaration like any other: the VJP ``δ[r,q] e^(a_q)/S − e^(a_q) Σ_i δ[r,i] e^(a_i)/S²`` is derived from
+    the map, and the generated code evaluates both with every exponential shifted by the row max (exp(a − m), which
+    leaves the ratios as they are)."""
 
     forward_map = sp.exp(a[n, i]) / sp.Sum(sp.exp(a[n, j]), (j, 0, I_SIZE - 1))
-    output = sp.IndexedBase("s", real=True)
 
     def __repr__(self):
         return f"Softmax(size={self.n_in})"
-
-    def symbolic_vjps(self):
-        indices, derived = super().symbolic_vjps()[a]
-        row = indices[0]
-        normaliser = sp.Symbol("S", positive=True)
-        (denominator,) = self.forward_map.atoms(sp.Sum)
-        denominator = denominator.xreplace({n: row})
-        rewritten = derived.xreplace({denominator: normaliser}).replace(
-            lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed) and e.args[0].base == a,
-            lambda e: self.output[e.args[0].indices] * normaliser)
-        rewritten = sp.factor_terms(sp.expand(rewritten))
-        if rewritten.has(normaliser) or rewritten.has(sp.exp):
-            raise DifferentiationError(f"the softmax VJP did not reduce to the stored output: {rewritten}")
-        return {a: (indices, rewritten)}
 
 
 class Dropout(SizedByPredecessor):

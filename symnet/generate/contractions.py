@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import sympy as sp
 
 from symnet.generate.writer import INDENT
-from symnet.indexed import affine_interval, terms
+from symnet.indexed import REDUCTIONS, affine_interval, shift_exponentials, terms
 
 SMALL_PRODUCT = 64
 ROW_MIN_EXTENT = 4
@@ -26,12 +26,13 @@ vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: thos
 
 
 def _canonical(total, depth=0):
-    """``total`` with its summed indices renamed by nesting depth, so sums that differ only in those names match."""
+    """``total`` (a sum or max) with its bound indices renamed by nesting depth, so reductions that differ only in
+    those names match."""
     renamed = {}
     for index_, _, _ in total.limits:
         renamed[index_] = sp.Symbol(f"_s{depth}_{len(renamed)}", integer=True)
-    function = total.function.replace(lambda e: isinstance(e, sp.Sum), lambda inner: _canonical(inner, depth + 1))
-    return sp.Sum(function.xreplace(renamed), *((renamed[i], low, high) for i, low, high in total.limits))
+    function = total.function.replace(lambda e: isinstance(e, REDUCTIONS), lambda inner: _canonical(inner, depth + 1))
+    return type(total)(function.xreplace(renamed), *((renamed[i], low, high) for i, low, high in total.limits))
 
 
 def _nonlinear(term_list):
@@ -250,29 +251,33 @@ class Contractions:
         """target[target_indices] = expr, an index expression with sums inside other functions (a normalisation's
         √(Σ_j (a[n,j] − μ[n])² / J + ε)).  Each distinct sum (up to the names of its indices) is computed first,
         innermost first, into an array over its free indices (``sigma<k>[n]``); then one loop over the target's cells
-        evaluates the rest."""
+        evaluates the rest.  Exponentials normalised by a sum are evaluated shifted by their max
+        (:func:`~symnet.indexed.shift_exponentials`)."""
+        expr = shift_exponentials(expr)
         ranges = dict(zip(target_indices, self._extents(target, target_indices)))
-        for total in expr.atoms(sp.Sum):
+        for total in expr.atoms(*REDUCTIONS):
             ranges.update({index_: "batch" if high.free_symbols else int(high - low) + 1
                            for index_, low, high in total.limits})
-        body = expr.replace(lambda e: isinstance(e, sp.Sum), lambda total: self._hoisted(w, total, ranges))
+        body = expr.replace(lambda e: isinstance(e, REDUCTIONS), lambda total: self._hoisted(w, total, ranges))
         if allocate:
             self.buffer(w, target, self.shapes[target])
         cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
-        with w.loops(*((index_, ranges[index_]) for index_ in target_indices)):
+        with w.loops(*((index_, ranges[index_]) for index_ in target_indices)), \
+                self.innermost(ranges[target_indices[-1]]):
             w(f"{cell} = {self.p(body)}")
 
     def _hoisted(self, w, total, ranges):
-        """The array cell that holds ``total``: ``sigma<k>[free indices]``, computed here unless this function has
-        computed the same sum before (up to the names of its indices: μ[n] of the forward pass serves the
-        backward's μ[r]; the arrays it reads are not written in between)."""
+        """The array cell that holds ``total``, a sum or a max: ``sigma<k>[free indices]`` or
+        ``maximum<k>[free indices]``, computed here unless this function has computed the same reduction before (up
+        to the names of its indices: μ[n] of the forward pass serves the backward's μ[r]; the arrays it reads are
+        not written in between)."""
         free = sorted((symbol for symbol in total.free_symbols if symbol in ranges),
                       key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
         key = _canonical(total.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(free)}))
         if key in self.hoisted:
             base = self.hoisted[key]
             return base[tuple(free)] if free else base[0]
-        name = f"sigma{self.sum_count}"
+        name = f"{'sigma' if isinstance(total, sp.Sum) else 'maximum'}{self.sum_count}"
         self.sum_count += 1
         shape = tuple(ranges[index_] for index_ in free)
         w(f"# {name}{list(free)} = {total}")
@@ -283,9 +288,17 @@ class Contractions:
         base = self.hoisted[key] = sp.IndexedBase(name, real=True)
         cell = base[tuple(free)] if free else base[0]
         with w.loops(*((index_, ranges[index_]) for index_ in free)):
-            w(f"total = {self.p(sp.Float(0))}")
-            with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)):
-                w(f"total += {self.p(total.function)}")
+            if isinstance(total, sp.Sum):
+                w(f"total = {self.p(sp.Float(0))}")
+                with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)), \
+                        self.innermost(ranges[total.limits[-1][0]]):
+                    w(f"total += {self.p(total.function)}")
+            else:
+                (index_, low, high), = total.limits
+                w(f"total = {self.p(total.function.xreplace({index_: low}))}")
+                w(f"for {index_} in range({self.index_text(low + 1)}, {self.index_text(high + 1)}):")
+                with w.block(), self.innermost(ranges[index_]):
+                    w(f"total = max(total, {self.p(total.function)})")
             w(f"{self.p(cell)} = total")
         return cell
 

@@ -7,7 +7,6 @@ import math
 import sympy as sp
 
 from symnet.declare import layers as L
-from symnet.declare import losses
 from symnet.declare.parse import exact_number
 from symnet.generate.contractions import Contractions, _nonlinear
 from symnet.indexed import terms
@@ -52,10 +51,6 @@ class LayerCode(Contractions):
                 raise ValueError(f"layer {number}: a guard outside a sum is not supported: {sized}")
             if layer.noise is not None:
                 self._draw_noise(w, layer, number)
-            if getattr(layer, "output", None) is not None:
-                with self.innermost(layer.n_out):
-                    self._softmax(w, layer, number, previous)
-                continue
             if layer.max_over:
                 if summed:
                     self.contraction(w, summed, f"z{number}", out, allocate=True)
@@ -71,6 +66,8 @@ class LayerCode(Contractions):
                 self.buffer(w, f"a{number}", ("batch", *layer.z_shape))
             else:
                 w(f"a{number} = z{number}" + ("" if identity else "   # a = f(z) is written over z (not needed later)"))
+            if identity and not elementwise and not f.parameters:
+                continue                                      # nothing left to add or apply
             fprime = self.model.fprime_form(number - 1)
             if store_fprime and fprime[0] == "input":
                 self.buffer(w, f"fprime{number}", ("batch", *layer.z_shape))
@@ -92,27 +89,6 @@ class LayerCode(Contractions):
                     w(f"{cell(f'a{number}')} = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
                 if store_fprime and fprime[0] == "input":
                     w(f"{cell(f'fprime{number}')} = {self.p(fprime[1].xreplace(at_z))}")
-
-    def _softmax(self, w, layer, number, previous):
-        """a[n, i] = exp(z[n, i] − m) / Σ_j exp(z[n, j] − m) with m = max_j z[n, j] (equal to the declared map)."""
-        w(f"# evaluated with the max shift: a{number}[n, i] = exp(z − m) / Σ_j exp(z[n, j] − m), m = max_j z[n, j]")
-        w(f"z{number} = {previous}")
-        self.buffer(w, f"a{number}", ("batch", layer.n_out))
-        w("for n in range(batch):")
-        with w.block():
-            w(f"m = z{number}[n, 0]")
-            w(f"for i in range(1, {layer.n_out}):")
-            with w.block():
-                w(f"m = max(m, z{number}[n, i])")
-            w(f"total = {self.p(sp.Float(0))}")
-            w(f"for i in range({layer.n_out}):")
-            with w.block():
-                w(f"e = {self.p(sp.exp(sp.IndexedBase(f'z{number}', real=True)[L.n, L.i] - losses.row_max))}")
-                w(f"a{number}[n, i] = e")
-                w("total += e")
-            w(f"for i in range({layer.n_out}):")
-            with w.block():
-                w(f"a{number}[n, i] /= total")
 
     def _max(self, w, layer, number, stored, elementwise):
         """a[n, …] = max over the layer's max indices of z[n, …] (the stored contraction, if ``stored``, plus the
@@ -178,8 +154,6 @@ class LayerCode(Contractions):
         names = {base: f"{base}{number}" for base, _ in layer.parameters}
         if layer.noise is not None:
             names[layer.noise] = f"{layer.noise}{number}"
-        if getattr(layer, "output", None) is not None:
-            names[layer.output] = f"a{number}"
         return names
 
     def _draw_noise(self, w, layer, number):
