@@ -301,8 +301,8 @@ class Sequential:
         lines = [rf"{latex(z[layer.output_indices])} = {declared}"]
         if layer.noise is not None:
             mask = latex(names[layer.noise][L.n, L.i])
-            lines.append(rf"{mask} = \frac{{1}}{{1 - p}} \text{{ with probability }} 1 - p \text{{, else }} 0 "
-                         rf"\text{{ (in training; 1 otherwise)}}, \quad p = {latex(exact_number(layer.p))}")
+            lines.append(rf"{mask} = {latex(layer.noise_sample())} \text{{ in training, }} {latex(L.UNIFORM)} "
+                         rf"\sim U[0, 1) \text{{ per entry; }} {layer.noise_off} \text{{ otherwise}}")
         if layer.max_over:
             lines.append(rf"{latex(output)} = \max_{{{', '.join(map(str, layer.max_over))}}} "
                          rf"{latex(z[layer.output_indices])}")

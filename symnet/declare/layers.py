@@ -23,6 +23,7 @@ from functools import lru_cache
 import sympy as sp
 
 from symnet.declare import activations
+from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, quoted
 from symnet.indexed import InRange, contract, index, settle, tidy
 
@@ -44,6 +45,7 @@ C_OUT, C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, S_H, S_W = (
     size(name) for name in ("C", "D", "H", "W", "H_o", "W_o", "K_h", "K_w", "s_h", "s_w"))
 P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", "p_w"))
 EPS = sp.Symbol("epsilon", positive=True)   # a normalisation's ε
+UNIFORM = sp.Symbol("uniform", real=True)    # a draw from [0, 1), one per entry of a layer's noise (not an index name)
 RANGES = {i: I_SIZE, k: K_SIZE}
 """The extent of each output index of a forward map (a layer's ``extents``)."""
 NAMED_SIZES = {"out": I_SIZE, "in": J_SIZE, "pieces": K_SIZE}
@@ -102,7 +104,8 @@ class Layer:
     max_over = ()             # output indices the layer's output is the max over (Maxout's k)
     weights = None            # the bases that are weights; None: those of rank ≥ 2
     initial = {}              # {base: the value a parameter that is not a weight starts at}; others start at 0
-    noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None
+    noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None:
+    noise_off = 1             # its value outside training; in training :meth:`noise_sample` of a uniform draw
 
     def __init__(self, n_in, n_out, activation=None, init=None):
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
@@ -166,6 +169,10 @@ class Layer:
     def shaped(self, shape):
         """True when this layer takes inputs of per-sample ``shape``; a layer sized by its input takes it then."""
         return tuple(shape) == self.input_shape
+
+    def noise_sample(self):
+        """The value of an entry of ``noise`` in a training step, in the uniform draw :data:`UNIFORM`."""
+        raise NotImplementedError(f"{self.kind} declares noise but not its sample")
 
     def fans(self):
         """``(fan_in, fan_out)`` of a weight entry, for the initialisation schemes."""
@@ -495,6 +502,10 @@ class Dropout(SizedByPredecessor):
 
     def __repr__(self):
         return f"Dropout({self.p}, size={self.n_in})"
+
+    def noise_sample(self):
+        keep = exact_number(1 - self.p)
+        return sp.Piecewise((1 / keep, UNIFORM < keep), (0, True))
 
     def definition(self):
         return f"Dropout({self.p},{self.shape})"

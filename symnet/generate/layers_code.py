@@ -7,7 +7,6 @@ import math
 import sympy as sp
 
 from symnet.declare import layers as L
-from symnet.declare.parse import exact_number
 from symnet.generate.contractions import Contractions, _nonlinear
 from symnet.indexed import terms
 from symnet.rewrites import stable
@@ -157,20 +156,20 @@ class LayerCode(Contractions):
         return names
 
     def _draw_noise(self, w, layer, number):
-        """Dropout's mask: 1/(1 − p) with probability 1 − p in training (noise_seed ≥ 0), else 1."""
+        """The layer's noise: each entry its declared sample of a uniform draw u in training (noise_seed ≥ 0), else
+        its value outside training."""
         mask = f"{layer.noise}{number}"
-        keep = self.p(exact_number(1 - layer.p))
-        w(f"# inverted dropout, p = {layer.p}: in training {mask}[n, i] = 1/(1 − p) with probability 1 − p, else 0; "
-          f"outside training {mask} = 1")
+        sample = layer.noise_sample()
+        w(f"# {mask}[n, i] = {sample} in training, uniform drawn from [0, 1) per entry; {layer.noise_off} otherwise")
         self.buffer(w, mask, ("batch", layer.n_out))
         w("if noise_seed >= 0:")
         with w.block():
             with w.loops(("n", "batch"), ("i", layer.n_out)):
-                w(f"{mask}[n, i] = {self.p(1 / exact_number(1 - layer.p))} if np.random.random() < {keep} "
-                  f"else {self.p(sp.Float(0))}")
+                w(f"{L.UNIFORM} = np.random.random()")
+                w(f"{mask}[n, i] = {self.p(sample)}")
         w("else:")
         with w.block():
-            w(f"{mask}[:] = {self.p(sp.Integer(1))}")
+            w(f"{mask}[:] = {self.p(sp.Integer(layer.noise_off))}")
 
     @staticmethod
     def _activation_parameters(layer, number, column):
