@@ -8,6 +8,7 @@ trains the network on the spirals.
 import sympy as sp
 
 import symnet as sn
+from symnet.backprop import symbolic_vjps
 from symnet.layers import J_SIZE, Layer, a, i, j, n
 from symnet.train.loop import accuracy
 from common import arguments
@@ -26,7 +27,7 @@ def main(argv=None):
     t = sn.activations.t
     mish = sn.Activation("mish", t * sp.tanh(sp.log(1 + sp.exp(t))))
     print(f"mish: f(t) = {mish.expr}\n      f'(t) = {mish.derivative}")
-    for base, (indices, expr) in Residual(16, 16).symbolic_vjps().items():
+    for base, (indices, expr) in symbolic_vjps(Residual(16, 16)).items():
         print(f"residual layer, derived: ∂L/∂{base}{list(indices)} = {expr}")
     model = sn.Sequential([sn.Dense(2, 16, mish), Residual(16, 16, mish), sn.Dense(16, 1)],
                           loss="binary_cross_entropy")

@@ -1,6 +1,7 @@
 """symnet: symbolic differentiation and Numba code generation for neural networks."""
 
 from symnet import datasets, layers, optim, version
+from symnet.backprop import vjps
 from symnet.check import check_gradient
 from symnet.declare import activations, losses
 from symnet.declare.activations import Activation
@@ -15,5 +16,5 @@ from symnet.train.loop import History, fit
 __all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "LayerNorm", "Dropout", "Maxout", "Softmax", "Activation",
            "activations", "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
-           "ConfigurationError", "check_gradient"]
+           "ConfigurationError", "check_gradient", "vjps"]
 __version__ = version.__version__   # one definition, in a leaf that generated headers and checkpoints read

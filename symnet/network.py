@@ -23,7 +23,7 @@ from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule
 from symnet.generate.printer import check_dtype
-from symnet import rewrites
+from symnet import backprop, rewrites
 from symnet.latex import aligned, display, latex
 from symnet.rewrites import stable
 from symnet.simplify import derivative_from_output
@@ -334,7 +334,7 @@ class Sequential:
             lines.append(rf"{latex(routed[layer.output_indices])} = {latex(names[L.delta][out])} "
                          rf"\left[{chosen} = \operatorname{{argmax}}_{{{over}}} {winner}\right]")
             names[L.delta] = routed
-        vjps = layer.vjps()
+        vjps = backprop.vjps(layer)
         for base, shape in layer.parameter_shapes.items():
             indices, expr = vjps[base]
             parameter = names[base][indices]

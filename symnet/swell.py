@@ -6,6 +6,7 @@ sets it against what symnet derives per layer type.
 
 import sympy as sp
 
+from symnet import backprop
 from symnet.declare.parse import symbol
 from symnet.differentiate import count_ops
 from symnet.errors import ExpressionError, quoted
@@ -76,6 +77,6 @@ def layered_ops(model):
     the loss gradient.  Independent of the layer sizes."""
     layered = [model.loss.gradient]
     for layer in model.layers:
-        layered += [vjp for _, vjp in layer.symbolic_vjps().values()]
+        layered += [vjp for _, vjp in backprop.symbolic_vjps(layer).values()]
         layered += [layer.activation.derivative, *layer.activation.parameter_derivatives.values()]
     return sum(count_ops(e) for e in layered)

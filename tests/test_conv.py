@@ -7,6 +7,7 @@ import pytest
 import sympy as sp
 
 import symnet as sn
+from symnet.backprop import symbolic_vjps
 from symnet.declare import layers as D
 from symnet.errors import ConfigurationError, ShapeError
 
@@ -184,7 +185,7 @@ def test_derived_backward_pass_is_the_textbook_convolution():
     """The kernel's gradient is a correlation of the input with δ, the input's δ a full convolution of δ with the
     flipped kernel; each with the guards that keep its indices inside the arrays."""
     L = sn.layers
-    vjps = sn.Conv2D(2, 3, kernel_size=3, padding=1).symbolic_vjps()
+    vjps = symbolic_vjps(sn.Conv2D(2, 3, kernel_size=3, padding=1))
     c, y, x, n, p, q, r, t = (L.index(name) for name in "cyxnpqrt")
     row, column = p - D.S_H * y + D.P_H, t - D.S_W * x + D.P_W
     indices, expr = vjps[L.a]                    # δ_in[r, q, p, t] = Σ_{c,y,x} W[c, q, p − s·y + pad, …] δ[r, c, y, x]

@@ -21,7 +21,7 @@ LAYERS = [
     ("symbolic helpers", ["symnet.calculus", "symnet.indexed", "symnet.rewrites"]),
     ("declarations", ["symnet.declare.parse", "symnet.declare.activations", "symnet.declare.layers",
                       "symnet.declare.losses", "symnet.declare.optimizers", "symnet.layers", "symnet.optim"]),
-    ("derivation", ["symnet.differentiate", "symnet.simplify"]),
+    ("derivation", ["symnet.differentiate", "symnet.simplify", "symnet.backprop"]),
     ("generation", ["symnet.generate.kernels", "symnet.generate.printer", "symnet.generate.modules",
                     "symnet.generate.writer", "symnet.generate.contractions", "symnet.generate.layers_code",
                     "symnet.generate.loss_code", "symnet.generate.optimizer_code", "symnet.generate.network"]),

@@ -5,6 +5,7 @@ import pytest
 import sympy as sp
 
 import symnet as sn
+from symnet.backprop import symbolic_vjps
 from symnet.errors import ConfigurationError
 from symnet.layers import J_SIZE, Layer, a, i, index, j, n
 from symnet.network import Parameters
@@ -31,11 +32,11 @@ def test_derived_vjps_of_a_residual_layer_read_as_the_textbook_formulas():
     """In symbols the identity term holds where q < I (q runs over the J inputs); the layer has I = J, and with its
     sizes put in the guard is gone."""
     delta, W, r, q = sn.layers.delta, Residual.W, sn.layers.r, sn.layers.q
-    indices, expr = Residual(3, 3).symbolic_vjps()[a]
+    indices, expr = symbolic_vjps(Residual(3, 3))[a]
     guard = sn.layers.InRange(q, 0, sn.layers.I_SIZE - 1)
     assert indices == (r, q)
     assert sp.simplify(expr - (guard * delta[r, q] + sp.Sum(W[i, q] * delta[r, i], (i, 0, sn.layers.I_SIZE - 1)))) == 0
-    indices, expr = Residual(3, 3).vjps()[a]
+    indices, expr = sn.vjps(Residual(3, 3))[a]
     assert sp.simplify(expr - (delta[r, q] + sp.Sum(W[i, q] * delta[r, i], (i, 0, 2)))) == 0
 
 
@@ -210,7 +211,7 @@ def test_standalone_softmax_with_cross_entropy_equals_softmax_cross_entropy_on_l
     loss_b, grads_b = logits.loss_and_grad(params, X, Y)
     assert abs(loss_a - loss_b) <= 1e-14 * loss_b
     np.testing.assert_allclose(grads_a.flat, grads_b.flat, rtol=1e-12, atol=1e-15)
-    derived = sn.Softmax(3).vjps()[a][1]          # δ_prev[r,q] = s_q (δ_q − Σ_i δ_i s_i), s = e^(a)/S, written out
+    derived = sn.vjps(sn.Softmax(3))[a][1]          # δ_prev[r,q] = s_q (δ_q − Σ_i δ_i s_i), s = e^(a)/S, written out
     delta, r, q = sn.layers.delta, sn.layers.r, sn.layers.q
     S = sp.Sum(sp.exp(a[r, j]), (j, 0, 2))
     s_q = sp.exp(a[r, q]) / S

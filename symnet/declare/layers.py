@@ -9,8 +9,9 @@ Its vector-Jacobian products
 .. math:: \\bar P[p, q, …] = \\sum_{n, i, …} \\delta[n, i, …] \\, \\partial z[n, i, …] / \\partial P[p, q, …]
 
 are derived by SymPy and reduced by :func:`symnet.indexed.contract`, once per
-layer type: sizes stay symbols, so the cost does not grow with the number of
-parameters; each layer then puts in its sizes (:meth:`Layer.vjps`).  For
+layer type, in :mod:`symnet.backprop`: sizes stay symbols, so the cost does not
+grow with the number of parameters; each layer's sizes are put in afterwards.
+A layer class holds its declaration and nothing else.  For
 ``Dense`` this gives ``Σ_n δ[n,p] a[n,q]``, ``Σ_n δ[n,p]`` and
 ``Σ_i W[i,q] δ[r,i]``; for ``Conv2D`` the kernel's gradient is a correlation
 of the input with δ and the input's a full convolution of δ with the flipped
@@ -18,14 +19,13 @@ kernel, each with the bounds its guards give.
 """
 
 import math
-from functools import lru_cache
 
 import sympy as sp
 
 from symnet.declare import activations
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, quoted
-from symnet.indexed import InRange, contract, index, settle, tidy
+from symnet.indexed import InRange, index, settle
 
 INITIALISERS = ("xavier_normal", "xavier_uniform", "he_normal")
 
@@ -192,34 +192,6 @@ class Layer:
         return (f"{self.kind}({self.input_shape},{self.z_shape},{sorted(map(str, self.size_values().items()))},"
                 f"{sp.srepr(self.forward_map)},{sp.srepr(self.activation.expr)},{self.activation.parameters},"
                 f"{self.init})")
-
-    def _vjp_targets(self):
-        """``{base: (indices, symbolic extents)}`` for the input ``a`` and every forward-map parameter."""
-        used = {symbol for e in self.forward_map.atoms(sp.Indexed) for symbol in e.free_symbols}
-        free = [index_ for index_ in VJP_INDICES if index_ not in used]
-        first = [index_ for index_ in (r, q) if index_ in free]        # Dense's input VJP is taken at [r, q]
-        targets = {a: ((*first, *[f for f in free if f not in first]), (N, *self.input_extents))}
-        for base, shape in self.parameter_shapes.items():
-            targets[base] = (tuple(free), tuple(NAMED_SIZES.get(extent, extent) for extent in shape))
-        return {base: (indices[:len(extents)], extents) for base, (indices, extents) in targets.items()}
-
-    def symbolic_vjps(self):
-        """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter, in the
-        declared size symbols."""
-        targets = tuple((base, *target) for base, target in self._vjp_targets().items())
-        ranges = tuple((index_, self.extents[index_]) for index_ in self.output_indices[1:])
-        return _derived_vjps(self.forward_map, targets, self.output_indices, ranges)
-
-    def vjps(self):
-        """:meth:`symbolic_vjps` with this layer's sizes put in, the guards they decide settled and the sums tidied
-        (:func:`~symnet.indexed.tidy`)."""
-        values = self.size_values()
-        result = {}
-        for base, (indices, extents) in self._vjp_targets().items():
-            ranges = {index_: (0, sp.sympify(extent).xreplace(values) - 1) for index_, extent in zip(indices, extents)}
-            derived_indices, expr = self.symbolic_vjps()[base]
-            result[base] = (derived_indices, tidy(settle(expr.xreplace(values), ranges)))
-        return result
 
     def sized_map(self):
         """The forward map with this layer's sizes put in and the guards they decide settled."""
@@ -509,21 +481,6 @@ class Dropout(SizedByPredecessor):
 
     def definition(self):
         return f"Dropout({self.p},{self.shape})"
-
-
-@lru_cache(maxsize=None)
-def _derived_vjps(forward_map, targets, output_indices, output_ranges):
-    """``{base: (indices, Σ_out δ[out] ∂z[out]/∂base[indices] reduced)}`` for each ``(base, indices, extents)`` of
-    ``targets``; ``output_ranges``: the extent of each output index after n."""
-    result = {}
-    limits = [(n, 0, N - 1)] if output_indices[0] == n else []
-    extents = dict(output_ranges)
-    limits += [(index_, 0, extents[index_] - 1) for index_ in output_indices[1:]]
-    for base, indices, base_extents in targets:
-        total = sp.Sum(delta[output_indices] * sp.diff(forward_map, base[indices]), *limits)
-        ranges = {index_: (0, extent - 1) for index_, extent in zip(indices, base_extents)}
-        result[base] = (indices, contract(total, ranges))
-    return result
 
 
 def is_weight(layer, base):

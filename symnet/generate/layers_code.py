@@ -6,6 +6,7 @@ import math
 
 import sympy as sp
 
+from symnet import backprop
 from symnet.declare import layers as L
 from symnet.generate.contractions import Contractions, _nonlinear
 from symnet.indexed import terms
@@ -201,7 +202,7 @@ class LayerCode(Contractions):
             if layer.max_over:
                 self._route(w, layer, number)
                 names[L.delta] = f"dz{number}"
-            vjps = layer.vjps()
+            vjps = backprop.vjps(layer)
             for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
                 w(f"# grad_{base}{number}{list(indices)} = {expr}")
