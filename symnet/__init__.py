@@ -8,7 +8,7 @@ from symnet.declare.activations import Activation
 from symnet.declare.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LayerNorm, Maxout, MaxPool2D, Softmax
 from symnet.errors import (ConfigurationError, DifferentiationError, ExpressionError, NonFiniteError, ShapeError,
                            SymnetError)
-from symnet.expression import derive
+from symnet.expression import derive, jacobian
 from symnet.network import Sequential, unrolled_loss
 from symnet.train.checkpoint import Checkpoint, load, save
 from symnet.train.loop import History, fit
@@ -16,5 +16,5 @@ from symnet.train.loop import History, fit
 __all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "LayerNorm", "Dropout", "Maxout", "Softmax", "Activation",
            "activations", "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
-           "ConfigurationError", "check_gradient", "vjps"]
+           "ConfigurationError", "check_gradient", "vjps", "jacobian"]
 __version__ = version.__version__   # one definition, in a leaf that generated headers and checkpoints read

@@ -142,6 +142,105 @@ class Derivation:
         """Generate (or reuse) the Numba module for value and gradient; return a callable."""
         return CompiledExpression(self, check_dtype(dtype), directory)
 
+    def hessian(self):
+        """The Hessian ∂²f/∂v_k∂v_l: the Jacobian of the gradient, symmetric (each pair derived once)."""
+        return Jacobian(tuple(self.naive), self.wrt, of=self.expr)
+
+
+def jacobian(exprs, wrt):
+    """The Jacobian ∂f_i/∂v_k of the functions ``exprs`` (text or SymPy, a list) with respect to ``wrt``."""
+    if isinstance(exprs, (str, sp.Basic)) or not hasattr(exprs, "__iter__"):
+        raise ExpressionError(f"jacobian takes a list of expressions, got {quoted(exprs)}; for one expression use "
+                              "sn.derive(expr, wrt)")
+    functions = tuple(normalize(as_expression(e)) for e in exprs)
+    if not functions:
+        raise ExpressionError("jacobian needs at least one expression")
+    joint = sp.Add(*(sp.Dummy() * f for f in functions))      # every symbol of every function, for the checks
+    return Jacobian(functions, tuple(check_variables(joint, as_symbols(wrt))))
+
+
+@dataclass(frozen=True)
+class Jacobian:
+    """∂f_i/∂v_k of functions f_i with respect to v_k: symbolic, CSE'd, LaTeX, compiled.  With ``of`` = f and the
+    functions f's gradient it is f's Hessian (symmetric: the entries below the diagonal are those above)."""
+
+    functions: tuple
+    wrt: tuple
+    of: sp.Expr = None
+
+    @property
+    def symmetric(self):
+        return self.of is not None
+
+    @cached_property
+    def matrix(self):
+        """The entries as a SymPy Matrix (functions × variables)."""
+        rows, columns = len(self.functions), len(self.wrt)
+        entries = {}
+        for i in range(rows):
+            for k in range(columns):
+                entries[i, k] = (entries[k, i] if self.symmetric and k < i
+                                 else sp.diff(self.functions[i], self.wrt[k]))
+        return sp.Matrix(rows, columns, lambda i, k: entries[i, k])
+
+    def _unique(self):
+        """``[(i, k)]`` of the entries derived (the upper triangle of a Hessian)."""
+        return [(i, k) for i in range(self.matrix.rows) for k in range(self.matrix.cols)
+                if not (self.symmetric and k < i)]
+
+    @cached_property
+    def cse(self):
+        """``sympy.cse`` of the functions and the derived entries together, as a program."""
+        return cse_program([*self.functions, *(self.matrix[i, k] for i, k in self._unique())])
+
+    @cached_property
+    def simplified(self):
+        """Each entry in the cheapest form found quickly (see :func:`simplest`)."""
+        cells = {(i, k): simplest(self.matrix[i, k]) for i, k in self._unique()}
+        return sp.Matrix(self.matrix.rows, self.matrix.cols, lambda i, k: cells[(i, k) if (i, k) in cells else (k, i)])
+
+    @property
+    def ops(self):
+        """Operation counts of the derived entries: as trees, and after CSE (with the functions)."""
+        return {"naive": sum(count_ops(self.matrix[i, k]) for i, k in self._unique()), "cse": self.cse.ops}
+
+    def _label(self, i, k):
+        if self.symmetric:
+            return (rf"\frac{{\partial^{{2}} f}}{{\partial {latex(self.wrt[i])} \partial {latex(self.wrt[k])}}}"
+                    if i != k else rf"\frac{{\partial^{{2}} f}}{{\partial {latex(self.wrt[i])}^{{2}}}}")
+        return rf"\frac{{\partial f_{{{i}}}}}{{\partial {latex(self.wrt[k])}}}"
+
+    def latex(self):
+        """The matrix in LaTeX (a pmatrix-like ``\\left[\\begin{matrix}…``), entries simplified."""
+        return latex(self.simplified)
+
+    def __repr__(self):
+        title = (f"Hessian of f = {self.of}" if self.symmetric else
+                 f"Jacobian of ({', '.join(map(str, self.functions))})")
+        lines = [f"{title} with respect to {', '.join(v.name for v in self.wrt)}"]
+        for i, k in self._unique():
+            name = (f"∂f{i}/∂{self.wrt[k].name}" if not self.symmetric else f"∂²f/∂{self.wrt[i].name}²" if i == k
+                    else f"∂²f/∂{self.wrt[i].name}∂{self.wrt[k].name}")
+            lines.append(f"  {name} = {self.simplified[i, k]}")
+        lines.append(f"  operations: naive {self.ops['naive']}, after CSE {self.ops['cse']}")
+        return "\n".join(lines)
+
+    def _repr_latex_(self):
+        symbol = r"\nabla^{2} f" if self.symmetric else "J"
+        rows = [(symbol, "=", self.latex())]
+        rows += [(self._label(i, k), "=", latex(self.simplified[i, k])) for i, k in self._unique()]
+        return display(aligned(rows))
+
+    def at(self, point):
+        """The matrix at ``point`` (``{name or symbol: number}``) in float64, via the generated code."""
+        compiled = self.compile()
+        _, matrix = compiled(**{str(k): v for k, v in point.items()})
+        return np.asarray(matrix, dtype=float)
+
+    def compile(self, dtype="float64", directory=None):
+        """Generate (or reuse) the Numba module for the functions and the matrix; return a callable."""
+        return CompiledJacobian(self, check_dtype(dtype), directory)
+
 
 def _partial(variable):
     r"""``\frac{\partial f}{\partial v}`` for the variable ``v``."""
@@ -210,14 +309,79 @@ class CompiledExpression:
                 f"{', '.join(f'{s.name}=...' for s in self.inputs)}; {self.dtype}, module {self.path})")
 
     def __call__(self, **values):
-        missing = [s.name for s in self.inputs if s.name not in values]
-        unknown = sorted(set(values) - {s.name for s in self.inputs})
-        if missing or unknown:
-            raise ExpressionError(
-                f"expected values for {', '.join(s.name for s in self.inputs)}; "
-                f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}")
-        arrays = np.broadcast_arrays(*[np.asarray(values[s.name], dtype=self.dtype) for s in self.inputs])
-        shape = arrays[0].shape
-        inputs = np.ascontiguousarray(np.stack([a.ravel() for a in arrays]) if arrays else np.empty((0, 1)))
+        inputs, shape = _points(self.inputs, values, self.dtype)
         value, gradient = self.function(inputs)
         return value.reshape(shape), gradient.reshape((len(self.derivation.wrt), *shape))
+
+
+def _points(symbols, values, dtype):
+    """``(inputs, shape)``: the values of ``symbols`` (keyword arguments: numbers or arrays, broadcast together) as
+    rows of one contiguous array, and the shape they broadcast to."""
+    missing = [s.name for s in symbols if s.name not in values]
+    unknown = sorted(set(values) - {s.name for s in symbols})
+    if missing or unknown:
+        raise ExpressionError(
+            f"expected values for {', '.join(s.name for s in symbols)}; "
+            f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}")
+    arrays = np.broadcast_arrays(*[np.asarray(values[s.name], dtype=dtype) for s in symbols])
+    shape = arrays[0].shape if arrays else ()
+    inputs = np.ascontiguousarray(np.stack([a.ravel() for a in arrays]) if arrays else np.empty((0, 1)))
+    return inputs, shape
+
+
+class CompiledJacobian:
+    """The functions and their Jacobian (or a Hessian with the gradient) of a :class:`Jacobian`, vectorised over
+    points by generated Numba code: called like :class:`CompiledExpression`, it returns ``(values, matrix)`` with
+    ``values[i]`` = f_i and ``matrix[i, k]`` = ∂f_i/∂v_k at every point."""
+
+    def __init__(self, jacobian, dtype, directory):
+        self.jacobian = jacobian
+        self.dtype = dtype
+        self.inputs = sorted(set().union(*(f.free_symbols for f in jacobian.functions)), key=lambda s: s.name)
+        digest = modules.content_hash("jacobian", [sp.srepr(f) for f in jacobian.functions],
+                                      [sp.srepr(v) for v in jacobian.wrt], jacobian.symmetric, dtype)
+        module, self.path, self.written = modules.load("jacobian", digest, lambda: self._source(digest), directory)
+        self.function = module.values_and_matrix
+
+    def _source(self, digest):
+        j = self.jacobian
+        taken = set()
+        names = {s: python_name(s.name, taken) for s in self.inputs}
+        for target, _ in j.cse.assignments:
+            names[target] = python_name(target.name, taken)
+        printer = NumbaPrinter(self.dtype, names)
+        what = f"Hessian of f = {_formula(j.of)}" if j.symmetric else "Jacobian of the functions"
+        description = "\n" + what + "\n\n" + "\n".join(f"    f{i} = {_formula(f)}" for i, f in enumerate(j.functions)) + "\n"
+        rows, columns = j.matrix.shape
+        lines = [modules.header(what, digest, description), "",
+                 "@numba.njit(cache=True, error_model=\"numpy\")   # x/0 gives inf or nan, as in NumPy",
+                 "def values_and_matrix(inputs):",
+                 f'    """inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)}); returns values[r, i] '
+                 f'= f_r and matrix[r, c, i] = ∂f_r/∂({", ".join(_formula(v) for v in j.wrt)})[c]."""',
+                 "    n = inputs.shape[1]",
+                 f"    values = np.empty(({rows}, n), dtype=np.{self.dtype})",
+                 f"    matrix = np.empty(({rows}, {columns}, n), dtype=np.{self.dtype})",
+                 "    for i in range(n):"]
+        lines += [f"        {names[s]} = inputs[{k}, i]" for k, s in enumerate(self.inputs)]
+        lines += [f"        {names[target]} = {printer.doprint(rhs)}" for target, rhs in j.cse.assignments]
+        outputs = list(j.cse.outputs)
+        for r in range(rows):
+            lines.append(f"        values[{r}, i] = {printer.doprint(outputs[r])}")
+        for (r, c), out in zip(j._unique(), outputs[rows:]):
+            lines.append(f"        # ∂f{r}/∂{_formula(j.wrt[c])} = {_formula(j.simplified[r, c])}")
+            lines.append(f"        matrix[{r}, {c}, i] = {printer.doprint(out)}")
+            if j.symmetric and r != c:
+                lines.append(f"        matrix[{c}, {r}, i] = matrix[{r}, {c}, i]")
+        lines.append("    return values, matrix")
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self):
+        return (f"CompiledJacobian({'Hessian' if self.jacobian.symmetric else 'Jacobian'} with respect to "
+                f"{', '.join(v.name for v in self.jacobian.wrt)}; call with "
+                f"{', '.join(f'{s.name}=...' for s in self.inputs)}; {self.dtype}, module {self.path})")
+
+    def __call__(self, **values):
+        inputs, shape = _points(self.inputs, values, self.dtype)
+        values_out, matrix = self.function(inputs)
+        rows, columns = self.jacobian.matrix.shape
+        return values_out.reshape((rows, *shape)), matrix.reshape((rows, columns, *shape))
