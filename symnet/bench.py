@@ -1,6 +1,7 @@
 """``symnet bench``: the generated training step against hand-written NumPy and Numba steps (and peers).
 
-Each config is a multilayer perceptron trained by SGD.  Every implementation
+Each config is a network trained by SGD: multilayer perceptrons (:class:`Config`) and the digits CNN of issue 16
+(:class:`ConvConfig`).  Every implementation
 gets the same parameters and batch; times are medians of repeated calls in
 one process, taken in interleaved rounds (:func:`symnet.timing.interleaved_medians`),
 reported in µs per step and as ratios to the best hand-written reference,
@@ -9,6 +10,7 @@ written out here by hand, textbook back-propagation, and the benchmark first
 checks that every implementation computes the same update.
 """
 
+import functools
 import importlib.util
 import platform
 import subprocess
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from symnet.declare.layers import Dense
+from symnet.declare.layers import Conv2D, Dense, Flatten, MaxPool2D
 from symnet.errors import ConfigurationError
+from symnet.models import builtin
 from symnet.network import Parameters, Sequential
 from symnet.timing import interleaved_medians, median_seconds
 from symnet.declare.optimizers import SGD
@@ -30,6 +33,9 @@ LEARNING_RATE = 0.01
 PAUSE = 0.3
 """Idle seconds before each timing, so no worker thread of the implementation timed before still spins."""
 ROUNDS = 5
+TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+"""How far the parameters after one step of symnet and of a reference may differ, relative to the largest one:
+summation orders differ (~1e-15 in float64); a float32 network is compared with the float64 references (~1e-7)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,91 @@ class Config:
             Y = rng.uniform(size=(self.batch, self.sizes[-1]))
         return X, Y
 
+    @property
+    def weighted(self):
+        """The numbers of the layers with parameters (``W{k}``, ``b{k}``)."""
+        return tuple(range(1, len(self.sizes)))
+
+    def references(self, params, X, Y):
+        """``{"numpy": (run, weights), "numba": (run, weights)}``: ``run()`` does one SGD step of that hand-written
+        reference in place on ``weights``, its own copy of ``params`` as [(W, b), ...]."""
+        by_numpy, by_numba = _weights(params, self.weighted), _weights(params, self.weighted)
+        lists = numba_lists(by_numba)
+        return {"numpy": (lambda: numpy_step(by_numpy, X, Y, self), by_numpy),
+                "numba": (lambda: numba_step(lists, X, Y, self), by_numba)}
+
+    def peers(self):
+        """(peer, module, make) of the peers written for this config (:func:`peer_steps`)."""
+        return (("jax", "jax", _jax_run), ("torch", "torch", _torch_run), ("pytensor", "pytensor", _pytensor_run))
+
+
+@functools.lru_cache(maxsize=None)
+def _digits_cnn_data(seed):
+    X, Y, *_ = builtin("digits_cnn").prepared_data(seed=seed)
+    return X, Y
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Conv2D (stride 1, zero padding, ReLU) → MaxPool2D (stride = kernel, dividing the image) → Flatten → Dense,
+    softmax cross-entropy: the digits CNN of issue 16 (``symnet.models.builtin("digits_cnn")``), on its data."""
+    name: str
+    image: tuple          # per-sample (channels, height, width)
+    filters: int
+    kernel: int
+    padding: int
+    pool: int
+    classes: int
+    batch: int
+    hidden = "relu"       # what the references are written for: not fields
+    loss = "softmax_cross_entropy"
+    weighted = (1, 4)     # W1, b1 (Conv2D) and W4, b4 (Dense)
+
+    @property
+    def sizes(self):
+        """Per-sample sizes: input, convolution, pooling (as C×H×W), flattened, output."""
+        _, height, width = self.image
+        return ("×".join(map(str, self.image)), f"{self.filters}×{height}×{width}",
+                f"{self.filters}×{height // self.pool}×{width // self.pool}", self.flat, self.classes)
+
+    @property
+    def flat(self):
+        return self.filters * (self.image[1] // self.pool) * (self.image[2] // self.pool)
+
+    def model(self):
+        return Sequential([Conv2D(self.image[0], self.filters, kernel_size=self.kernel, padding=self.padding,
+                                  activation=self.hidden), MaxPool2D(self.pool), Flatten(),
+                           Dense(self.flat, self.classes)], loss=self.loss, input_shape=self.image)
+
+    def data(self, seed=0):
+        """The first ``batch`` rows of the digits training split, standardised (rows of C·H·W pixels in C order),
+        and their one-hot labels."""
+        X, Y = _digits_cnn_data(seed)
+        return X[:self.batch].copy(), Y[:self.batch].copy()
+
+    def products(self):
+        """``(A, B)`` operand pairs of the matrix products of an im2col step (:func:`numpy_cnn_step`): the
+        convolution W1 @ patches and ∂L/∂W1 = δ1 @ patchesᵀ (patches: C·k·k rows, one column per output pixel),
+        then the Dense layer's three as in :meth:`Config.products`."""
+        rng = np.random.default_rng(0)
+        channels, height, width = self.image
+        pixels, patch = self.batch * height * width, channels * self.kernel ** 2
+        patches, W1, delta1 = (rng.normal(size=shape) for shape in ((patch, pixels), (self.filters, patch),
+                                                                    (self.filters, pixels)))
+        a, W, delta = (rng.normal(size=shape) for shape in ((self.batch, self.flat), (self.classes, self.flat),
+                                                             (self.batch, self.classes)))
+        return [(W1, patches), (delta1, patches.T), (a, W.T), (delta.T, a), (delta, W)]
+
+    def references(self, params, X, Y):
+        """As :meth:`Config.references`: the NumPy im2col step and the Numba direct-loop step."""
+        by_numpy, by_numba = _weights(params, self.weighted), _weights(params, self.weighted)
+        return {"numpy": (lambda: numpy_cnn_step(by_numpy, X, Y, self), by_numpy),
+                "numba": (lambda: numba_cnn_step(by_numba, X, Y, self), by_numba)}
+
+    def peers(self):
+        return (("jax", "jax", functools.partial(_jax_run, make_step=jax_cnn_step)),
+                ("torch", "torch", functools.partial(_torch_run, make_step=torch_cnn_step)))
+
 
 CONFIGS = {c.name: c for c in (
     Config("xor", (2, 2, 1), "relu", "mse", 4),
@@ -72,6 +163,7 @@ CONFIGS = {c.name: c for c in (
     Config("digits", (64, 32, 10), "sigmoid", "softmax_cross_entropy", 32),
     Config("deep", (64, 64, 64, 64, 64, 10), "tanh", "softmax_cross_entropy", 64),
     Config("mnist", (784, 256, 10), "relu", "softmax_cross_entropy", 128),
+    ConvConfig("cnn", (1, 8, 8), 8, 3, 1, 2, 10, 32),
 )}
 
 
@@ -86,6 +178,15 @@ def _activation_numpy(name, z):
         return a, 1.0 - a * a
     a = 1.0 / (1.0 + np.exp(-z))
     return a, a * (1.0 - a)
+
+
+def _softmax_delta(out, Y):
+    """Mean softmax cross-entropy of the rows of ``out`` and its δ = ∂L/∂out, by the textbook formulas."""
+    shifted = out - out.max(axis=1, keepdims=True)
+    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    batch = len(out)
+    return float(np.sum(log_sum - np.sum(Y * shifted, axis=1, keepdims=True))) / batch, \
+        (np.exp(shifted - log_sum) - Y) / batch
 
 
 def numpy_step(weights, X, Y, config, lr=LEARNING_RATE):
@@ -104,10 +205,7 @@ def numpy_step(weights, X, Y, config, lr=LEARNING_RATE):
         loss = 0.5 * np.sum((out - Y) ** 2) / batch
         delta = (out - Y) / batch
     else:
-        shifted = out - out.max(axis=1, keepdims=True)
-        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss = float(np.sum(log_sum - np.sum(Y * shifted, axis=1, keepdims=True))) / batch
-        delta = (np.exp(shifted - log_sum) - Y) / batch
+        loss, delta = _softmax_delta(out, Y)
     for number in range(len(weights) - 1, -1, -1):
         W, b = weights[number]
         grad_W, grad_b = delta.T @ activations[number], delta.sum(axis=0)
@@ -205,6 +303,144 @@ def numba_step(lists, X, Y, config, lr=LEARNING_RATE):
     return _numba_step(Ws, bs, X, Y, ACTIVATION_KIND[config.hidden], config.loss != "mse", lr)
 
 
+def numpy_cnn_step(weights, X, Y, config, lr=LEARNING_RATE):
+    """One SGD step of the CNN by hand in NumPy, im2col: the convolution is one product of the kernels with the
+    patches (a copy of a ``sliding_window_view`` of the padded images, one column per output pixel), its ∂L/∂W one
+    product of δ with the same patches.  The pixels are ordered (window entry, sample, window row, window column),
+    so each entry of the pooling windows is a contiguous block: the max, the first maximum of each window (in
+    row-major order) and the routing of δ to it are a few whole-array operations.  ``weights`` is [(W1, b1),
+    (W4, b4)], updated in place; returns the loss."""
+    (W1, b1), (W4, b4) = weights
+    n = len(X)
+    channels, height, width = config.image
+    k, p, pool, filters = config.kernel, config.padding, config.pool, config.filters
+    rows, columns = height // pool, width // pool
+    padded = np.zeros((n, channels, height + 2 * p, width + 2 * p))
+    padded[:, :, p:p + height, p:p + width] = X.reshape(n, channels, height, width)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3)).reshape(
+        n, channels, rows, pool, columns, pool, k, k)                    # a view: (n, C, y, u, x, v, k, k)
+    patches = windows.transpose(1, 6, 7, 3, 5, 0, 2, 4).reshape(channels * k * k, -1)          # the one copy
+    z1 = (W1.reshape(filters, -1) @ patches).reshape(filters, pool * pool, -1)   # (filter, entry, n·rows·columns)
+    z1 += b1[:, None, None]
+    a1 = np.maximum(z1, 0.0)
+    a2 = a1.max(axis=1)
+    a3 = a2.reshape(filters, n, rows * columns).transpose(1, 0, 2).reshape(n, -1)        # Flatten: C order
+    loss, delta = _softmax_delta(a3 @ W4.T + b4, Y)
+    grad_W4, grad_b4 = delta.T @ a3, delta.sum(axis=0)
+    delta3 = (delta @ W4).reshape(n, filters, rows * columns).transpose(1, 0, 2).reshape(filters, 1, -1)
+    first = a1 == a2[:, None, :]                                         # the maxima of each window ...
+    taken = first[:, 0].copy()
+    for entry in range(1, pool * pool):                                  # ... but the first one only
+        first[:, entry] &= ~taken
+        taken |= first[:, entry]
+    delta1 = (delta3 * (first & (z1 > 0))).reshape(filters, -1)
+    grad_W1, grad_b1 = (delta1 @ patches.T).reshape(W1.shape), delta1.sum(axis=1)
+    for parameter, gradient in ((W1, grad_W1), (b1, grad_b1), (W4, grad_W4), (b4, grad_b4)):
+        parameter -= lr * gradient
+    return loss
+
+
+@numba.njit(cache=True)
+def _numba_cnn_step(W1, b1, W4, b4, X, Y, padding, pool, lr):
+    batch, channels, height, width = X.shape
+    filters, kernel = W1.shape[0], W1.shape[2]
+    rows, columns = height // pool, width // pool
+    padded = np.zeros((batch, channels, height + 2 * padding, width + 2 * padding))
+    padded[:, :, padding:padding + height, padding:padding + width] = X
+    # convolution, one kernel entry at a time over all output pixels (the inner loop runs along a row)
+    a1 = np.empty((batch, filters, height, width))
+    for n in range(batch):
+        for f in range(filters):
+            a1[n, f] = b1[f]
+            for d in range(channels):
+                for u in range(kernel):
+                    for v in range(kernel):
+                        w = W1[f, d, u, v]
+                        for y in range(height):
+                            for x in range(width):
+                                a1[n, f, y, x] += w * padded[n, d, y + u, x + v]
+            for y in range(height):
+                for x in range(width):
+                    a1[n, f, y, x] = max(a1[n, f, y, x], 0.0)
+    # max pooling, flattened in C order; piece: the first maximum of the window in row-major order (selects, not
+    # branches: which entry wins is unpredictable)
+    a3 = np.empty((batch, filters * rows * columns))
+    piece = np.empty((batch, filters * rows * columns), dtype=np.int64)
+    for n in range(batch):
+        for f in range(filters):
+            for y in range(rows):
+                for x in range(columns):
+                    i = (f * rows + y) * columns + x
+                    best, choice = a1[n, f, pool * y, pool * x], 0
+                    for u in range(pool):
+                        for v in range(pool):
+                            value = a1[n, f, pool * y + u, pool * x + v]
+                            greater = value > best
+                            best = value if greater else best
+                            choice = u * pool + v if greater else choice
+                    a3[n, i], piece[n, i] = best, choice
+    out = np.dot(a3, W4.T)
+    delta = np.empty_like(out)
+    loss = 0.0
+    for n in range(batch):
+        for k in range(out.shape[1]):
+            out[n, k] += b4[k]
+        m = out[n, 0]
+        for k in range(1, out.shape[1]):
+            m = max(m, out[n, k])
+        total = 0.0
+        for k in range(out.shape[1]):
+            total += np.exp(out[n, k] - m)
+        for k in range(out.shape[1]):
+            loss -= Y[n, k] * (out[n, k] - m - np.log(total))
+            delta[n, k] = (np.exp(out[n, k] - m) / total - Y[n, k]) / batch
+    grad_W4 = np.dot(delta.T, a3)
+    delta3 = np.dot(delta, W4)
+    # δ through the pooling (to the chosen entry) and the ReLU
+    delta1 = np.zeros_like(a1)
+    for n in range(batch):
+        for f in range(filters):
+            for y in range(rows):
+                for x in range(columns):
+                    i = (f * rows + y) * columns + x
+                    row, column = pool * y + piece[n, i] // pool, pool * x + piece[n, i] % pool
+                    if a1[n, f, row, column] > 0.0:
+                        delta1[n, f, row, column] = delta3[n, i]
+    # ∂L/∂W1[f, d, u, v] = Σ δ1[n, f, y, x]·padded[n, d, y + u, x + v], summed per column x first (vectorises)
+    along = np.empty(width)
+    for f in range(filters):
+        total = 0.0
+        for n in range(batch):
+            for y in range(height):
+                for x in range(width):
+                    total += delta1[n, f, y, x]
+        b1[f] -= lr * total
+        for d in range(channels):
+            for u in range(kernel):
+                for v in range(kernel):
+                    along[:] = 0.0
+                    for n in range(batch):
+                        for y in range(height):
+                            for x in range(width):
+                                along[x] += delta1[n, f, y, x] * padded[n, d, y + u, x + v]
+                    W1[f, d, u, v] -= lr * along.sum()
+    for k in range(W4.shape[0]):
+        total = 0.0
+        for n in range(batch):
+            total += delta[n, k]
+        b4[k] -= lr * total
+        for j in range(W4.shape[1]):
+            W4[k, j] -= lr * grad_W4[k, j]
+    return loss / batch
+
+
+def numba_cnn_step(weights, X, Y, config, lr=LEARNING_RATE):
+    """One SGD step of the CNN by hand in Numba: direct loops for the convolution, the pooling and their backward
+    passes, ``np.dot`` for the Dense layer; ``weights`` as for :func:`numpy_cnn_step`."""
+    (W1, b1), (W4, b4) = weights
+    return _numba_cnn_step(W1, b1, W4, b4, X.reshape(len(X), *config.image), Y, config.padding, config.pool, lr)
+
+
 # --- timing -------------------------------------------------------------------------
 
 def blas_floor(config, dtype="float64"):
@@ -232,28 +468,39 @@ def warm_start_seconds(directory, config, dtype="float64"):
     return float(done.stdout.split()[-1])
 
 
-def _weights(params, depth):
-    return [(params[f"W{k}"].copy(), params[f"b{k}"].copy()) for k in range(1, depth + 1)]
+def _weights(params, layers):
+    """Copies [(W, b), ...] of layers 1 … ``layers`` (an int), or of the layers numbered in ``layers``."""
+    numbers = range(1, layers + 1) if isinstance(layers, int) else layers
+    return [(params[f"W{k}"].copy(), params[f"b{k}"].copy()) for k in numbers]
+
+
+def disagreement(config, updated, references, dtype="float64"):
+    """Largest difference between the parameters ``updated`` ({name: array}) and each of ``references``
+    ([(W, b), ...] of the config's weighted layers); a ConfigurationError when it exceeds :data:`TOLERANCE` relative
+    to the largest parameter."""
+    worst, largest = 0.0, 1.0
+    for weights in references:
+        for k, (W, b) in zip(config.weighted, weights):
+            for name, reference in ((f"W{k}", W), (f"b{k}", b)):
+                worst = max(worst, float(np.abs(updated[name] - reference).max()))
+                largest = max(largest, float(np.abs(reference).max()))
+    if not worst <= TOLERANCE[str(dtype)] * largest:
+        raise ConfigurationError(f"config {config.name}: one SGD step of symnet and of the hand-written references "
+                                 f"disagree by {worst:.3g} (parameters up to {largest:.3g}): not comparable")
+    return worst
 
 
 def check_agreement(config, net, params, X, Y):
     """Largest difference between the parameters after one step of symnet, NumPy and Numba (~1e-15 in float64; a
-    float32 network is compared with the float64 references, ~1e-7)."""
-    depth = len(config.sizes) - 1
-    references = Parameters(params.flat.astype(np.float64), params.layout)
-    by_numpy, by_numba = _weights(references, depth), _weights(references, depth)
-    numpy_step(by_numpy, X, Y, config)
-    numba_step(numba_lists(by_numba), X, Y, config)
+    float32 network is compared with the float64 references, ~1e-7); a ConfigurationError beyond
+    :data:`TOLERANCE`."""
+    references = config.references(Parameters(params.flat.astype(np.float64), params.layout), X, Y)
+    for run, _ in references.values():
+        run()
     flat = params.flat.copy()
     net.module.train_step(flat, X.astype(net.dtype), Y.astype(net.dtype), *net.step_arguments())
-    unpacked = Parameters(flat, net.layout)
-    worst = 0.0
-    for k, ((W1, b1), (W2, b2)) in enumerate(zip(by_numpy, by_numba), start=1):
-        for reference in (W1, W2):
-            worst = max(worst, float(np.abs(unpacked[f"W{k}"] - reference).max()))
-        for reference in (b1, b2):
-            worst = max(worst, float(np.abs(unpacked[f"b{k}"] - reference).max()))
-    return worst
+    return disagreement(config, Parameters(flat, net.layout), [weights for _, weights in references.values()],
+                        net.dtype)
 
 
 def epoch_run(net, params, X, Y, steps):
@@ -298,6 +545,55 @@ def jax_step(config):
     def step(weights, X, Y):
         value, grads = jax.value_and_grad(loss)(weights, X, Y)
         return [(W - LEARNING_RATE * gW, b - LEARNING_RATE * gb) for (W, b), (gW, gb) in zip(weights, grads)], value
+
+    return step
+
+
+def jax_cnn_step(config):
+    """A JAX peer for :class:`ConvConfig`: ``lax.conv_general_dilated`` (NCHW, OIHW), ``lax.reduce_window`` max, the
+    Dense layer; ``jax.jit`` of value-and-gradient plus the SGD update."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    p, pool = config.padding, config.pool
+
+    def loss(weights, X, Y):
+        (W1, b1), (W4, b4) = weights
+        z = jax.lax.conv_general_dilated(X.reshape(X.shape[0], *config.image), W1, (1, 1), ((p, p), (p, p)),
+                                         dimension_numbers=("NCHW", "OIHW", "NCHW")) + b1[None, :, None, None]
+        a = jax.lax.reduce_window(jnp.maximum(z, 0.0), -jnp.inf, jax.lax.max, (1, 1, pool, pool),
+                                  (1, 1, pool, pool), "VALID")
+        o = a.reshape(X.shape[0], -1) @ W4.T + b4
+        return jnp.sum(jax.nn.logsumexp(o, axis=1) - jnp.sum(Y * o, axis=1)) / X.shape[0]
+
+    @jax.jit
+    def step(weights, X, Y):
+        value, grads = jax.value_and_grad(loss)(weights, X, Y)
+        return [(W - LEARNING_RATE * gW, b - LEARNING_RATE * gb) for (W, b), (gW, gb) in zip(weights, grads)], value
+
+    return step
+
+
+def torch_cnn_step(config):
+    """A PyTorch peer (eager) for :class:`ConvConfig`: ``conv2d``, ``max_pool2d``, ``linear``, autograd, then the
+    SGD update without tracking."""
+    import torch
+    import torch.nn.functional as F
+
+    def step(weights, X, Y):
+        (W1, b1), (W4, b4) = weights
+        a = torch.relu(F.conv2d(X.reshape(X.shape[0], *config.image), W1, b1, padding=config.padding))
+        o = F.linear(torch.flatten(F.max_pool2d(a, config.pool), 1), W4, b4)
+        value = torch.sum(torch.logsumexp(o, dim=1) - torch.sum(Y * o, dim=1)) / X.shape[0]
+        for W, b in weights:
+            W.grad = b.grad = None
+        value.backward()
+        with torch.no_grad():
+            for W, b in weights:
+                W -= LEARNING_RATE * W.grad
+                b -= LEARNING_RATE * b.grad
+        return value
 
     return step
 
@@ -347,10 +643,9 @@ def _check_peer(name, value, reference):
 def peer_steps(config, params, X, Y, reference_loss):
     """``{peer: step}``: a call running one SGD step of each installed peer ("not installed" in its place
     otherwise), after checking that the peer computes the same loss as symnet at the starting parameters."""
-    weights = _weights(params, len(config.sizes) - 1)
+    weights = _weights(params, config.weighted)
     result = {}
-    for peer, module, make in (("jax", "jax", _jax_run), ("torch", "torch", _torch_run),
-                               ("pytensor", "pytensor", _pytensor_run)):
+    for peer, module, make in config.peers():
         if importlib.util.find_spec(module) is None:
             result[peer] = "not installed"
         else:
@@ -358,10 +653,10 @@ def peer_steps(config, params, X, Y, reference_loss):
     return result
 
 
-def _jax_run(config, weights, X, Y, reference_loss):
+def _jax_run(config, weights, X, Y, reference_loss, make_step=jax_step):
     import jax.numpy as jnp
 
-    step = jax_step(config)
+    step = make_step(config)
     weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in weights]
     X, Y = jnp.asarray(X), jnp.asarray(Y)
     _check_peer("JAX", step(weights, X, Y)[1], reference_loss)
@@ -373,10 +668,10 @@ def _jax_run(config, weights, X, Y, reference_loss):
     return run
 
 
-def _torch_run(config, weights, X, Y, reference_loss):
+def _torch_run(config, weights, X, Y, reference_loss, make_step=torch_step):
     import torch
 
-    step = torch_step(config)
+    step = make_step(config)
     X, Y = torch.tensor(X), torch.tensor(Y)
     fresh = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in weights]
     _check_peer("PyTorch", step(fresh, X, Y).item(), reference_loss)
@@ -411,9 +706,7 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
     net.module.train_step(params.flat.copy(), Xs, Ys, *net.step_arguments())      # Numba compiles here
     cold_seconds = time.perf_counter() - began
     disagreement = check_agreement(config, net, params, X, Y)
-    depth = len(config.sizes) - 1
-    references = Parameters(params.flat.astype(np.float64), params.layout)
-    numpy_weights, numba_weights = _weights(references, depth), numba_lists(_weights(references, depth))
+    references = config.references(Parameters(params.flat.astype(np.float64), params.layout), X, Y)
     arguments = net.step_arguments()
     flat = params.flat
     row = {"config": config.name, "sizes": "-".join(map(str, config.sizes)), "hidden": config.hidden,
@@ -424,8 +717,7 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
     timed = {"symnet": lambda: net.module.train_step(flat, Xs, Ys, *arguments),
              "symnet_epoch": epoch_run(net, params, Xs, Ys, epoch_steps),
              "symnet_net_step": lambda: net.step(params, Xs, Ys),
-             "numpy": lambda: numpy_step(numpy_weights, X, Y, config),
-             "numba": lambda: numba_step(numba_weights, X, Y, config), **blas_floor(config, dtype)}
+             "numpy": references["numpy"][0], "numba": references["numba"][0], **blas_floor(config, dtype)}
     parallel = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, parallel=True,
                                       dtype=dtype)
     parallel_arguments = parallel.step_arguments()

@@ -12,7 +12,7 @@ from symnet.errors import ConfigurationError
 from symnet.train.optim import SGD
 
 
-@pytest.mark.parametrize("name", list(bench.CONFIGS))
+@pytest.mark.parametrize("name", [name for name, config in bench.CONFIGS.items() if isinstance(config, bench.Config)])
 def test_generated_step_and_hand_written_references_agree(name):
     config = bench.CONFIGS[name]
     net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
@@ -34,6 +34,93 @@ def test_generated_step_and_hand_written_references_agree(name):
             worst = max(worst, np.abs(params[f"b{number}"] - reference).max())
     assert moved > 1e-6 and worst < 1e-14                              # the step moved, and all three agree
     assert reported == worst                                          # what the benchmark reports is that difference
+
+
+def cnn_step_by_each(params, X, Y):
+    """The CNN's parameters after one SGD step of symnet, of the NumPy im2col and of the Numba direct-loop reference
+    (those two as [(W1, b1), (W4, b4)]), and the three losses."""
+    config = bench.CONFIGS["cnn"]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    references = config.references(params, X, Y)
+    updated = net.pack({name: params[name].copy() for name in params})
+    losses = [net.step(updated, X, Y)] + [run() for run, _ in references.values()]
+    return updated, [weights for _, weights in references.values()], losses
+
+
+def test_cnn_references_agree_with_each_other_and_with_symnet():
+    config = bench.CONFIGS["cnn"]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    params = net.init(seed=0)
+    X, Y = config.data()
+    assert X.shape == (32, 64) and Y.shape == (32, 10) and np.all(Y.sum(axis=1) == 1)     # digits, one-hot
+    updated, references, losses = cnn_step_by_each(params, X, Y)
+    assert np.ptp(losses) < 1e-12 * losses[0]
+    assert np.abs(updated.flat - params.flat).max() > 1e-4                                  # the step moved
+    for (W1, b1), (W4, b4) in references:
+        for name, reference in (("W1", W1), ("b1", b1), ("W4", W4), ("b4", b4)):
+            np.testing.assert_allclose(updated[name], reference, rtol=1e-12, atol=1e-15, err_msg=name)
+    assert bench.check_agreement(config, net, params, X, Y) < 1e-14
+    # the check fails on a wrong update: one weight moved by a part in 10⁹ of the largest parameter
+    assert bench.disagreement(config, updated, references) < 1e-14
+    updated["W1"][0, 0, 1, 2] += 1e-9 * np.abs(updated.flat).max()
+    with pytest.raises(ConfigurationError, match="disagree"):
+        bench.disagreement(config, updated, references)
+
+
+def test_cnn_references_pass_delta_to_the_first_maximum_of_tied_windows():
+    """Unstandardised pixels (sixteenths in [0, 1]) through a kernel that only copies the pixel: many pooling
+    windows hold their positive maximum twice or more, and the update of the kernel's corner weight depends on which
+    tied entry δ reaches (its upper-left neighbour differs).  All three steps still agree to rounding."""
+    from symnet import datasets
+
+    config = bench.CONFIGS["cnn"]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    params = net.init(seed=0)
+    params["W1"][...] = 0.0
+    params["W1"][:, 0, 1, 1] = np.linspace(0.5, 1.5, 8)
+    params["b1"][...] = 0.0
+    digits = datasets.load("digits")
+    X, Y = digits.X[:32].copy(), digits.Y[:32].copy()
+
+    def by_window(images):                          # (32, 8, 8) → (32, 16 windows, 4 entries in row-major order)
+        return images.reshape(32, 4, 2, 4, 2).transpose(0, 1, 3, 2, 4).reshape(32, 16, 4)
+
+    windows = by_window(X.reshape(32, 8, 8))
+    is_max = windows == windows.max(axis=2, keepdims=True)
+    first, last = is_max.argmax(axis=2)[..., None], 3 - is_max[..., ::-1].argmax(axis=2)[..., None]
+    upper_left = by_window(np.pad(X.reshape(32, 8, 8), ((0, 0), (1, 0), (1, 0)))[:, :8, :8])
+    deciding = (np.take_along_axis(upper_left, first, 2) != np.take_along_axis(upper_left, last, 2))[..., 0]
+    assert np.sum(deciding & (windows.max(axis=2) > 0)) > 10
+    updated, references, _ = cnn_step_by_each(params, X, Y)
+    assert bench.disagreement(config, updated, references) < 1e-14
+    assert np.abs(updated["W1"][:, 0, 0, 0]).max() > 1e-6                               # the corner weights moved
+
+
+def test_bench_cnn_row(generated_dir, monkeypatch):
+    # train_epoch would be one more Numba compile of the CNN (~10 s); the MLP rows above time it
+    monkeypatch.setattr(bench, "epoch_run", lambda *arguments: lambda: None)
+    (row,) = bench.run(["cnn"], directory=generated_dir, rounds=1)["rows"]
+    assert (row["sizes"], row["hidden"], row["batch"]) == ("1×8×8-8×8×8-8×4×4-128-10", "relu", 32)
+    for key in ("symnet", "symnet_net_step", "symnet_epoch", "symnet_parallel", "numpy", "numba", "blas_floor",
+                "cold_start_seconds", "warm_start_seconds"):
+        assert isinstance(row[key], float) and np.isfinite(row[key]), key
+    assert row["ratio_to_best_reference"] == pytest.approx(row["symnet_net_step"] / min(row["numpy"], row["numba"]),
+                                                          rel=1e-12)
+    assert row["max_disagreement"] < 1e-14
+
+
+@pytest.mark.parametrize("peer", ["jax", "torch"])
+def test_cnn_peers_are_checked_against_symnet(peer):
+    pytest.importorskip(peer)
+    config = bench.CONFIGS["cnn"]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    params = net.init(seed=0)
+    X, Y = config.data()
+    steps = bench.peer_steps(config, params, X, Y, net.loss(params, X, Y))
+    assert set(steps) == {"jax", "torch"}
+    steps[peer]()
+    with pytest.raises(ConfigurationError, match="not comparable"):
+        bench.peer_steps(config, params, X, Y, net.loss(params, X, Y) * 1.001)
 
 
 def test_cli_bench_json(capsys):

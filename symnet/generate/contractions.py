@@ -107,6 +107,11 @@ class Contractions:
     def _loops(self, w, term_list, target, target_indices, accumulate=False):
         """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors, where the guards hold.
 
+        A single term summed over several indices keeps one partial sum per value of the innermost (``lanes``,
+        when it runs at least :data:`ROW_MIN_EXTENT` times): the additions along it are independent, so LLVM
+        vectorises them, where one running total is a chain it may not reorder; the partial sums are added at the
+        end, in order (a fixed order, so the same bits every run).
+
         A guard on a summed index bounds that index's loop (:meth:`_bounded`), so a convolution's loops never
         visit the padding; a guard on the target's indices only is an ``if``.  A single sum over the batch index
         (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in memory order
@@ -125,8 +130,19 @@ class Contractions:
                 and ranges[-1][1] >= ROW_MIN_EXTENT):
             self._row_loops(w, term_list[0], target, ranges, accumulate)
             return
+        lanes = None
+        if len(term_list) == 1 and len(term_list[0].summed) > 1:
+            _, low, high = term_list[0].limits[-1]
+            if not high.free_symbols and high - low + 1 >= ROW_MIN_EXTENT:
+                lanes, extent = f"lanes{self.sum_count}", int(high - low) + 1
+                self.sum_count += 1
+                self.buffer(w, lanes, ("batch", extent))
         with w.loops(*ranges):
             w(f"total = {self.p(sp.Float(0))}")
+            if lanes:
+                w(f"# one partial sum per {term_list[0].summed[-1]}: independent additions, which LLVM vectorises")
+                with w.loops(("lane", extent)):
+                    w(f"{lanes}[0, lane] = {self.p(sp.Float(0))}")
             for t in term_list:
                 known = {index_: (0, extent - 1) for index_, extent in ranges if extent != "batch"}
                 conditions, bounds = [], {index_: [] for index_ in t.summed}
@@ -142,13 +158,19 @@ class Contractions:
                     w.depth += 1
                 depth = w.depth
                 for index_, low, high in t.limits:
-                    extent = "batch" if high.free_symbols else int(high - low) + 1
-                    w(f"for {index_} in range({self._range(index_, extent, bounds[index_], known)}):")
+                    size = "batch" if high.free_symbols else int(high - low) + 1
+                    w(f"for {index_} in range({self._range(index_, size, bounds[index_], known)}):")
                     w.depth += 1
-                    if extent != "batch":
-                        known[index_] = (0, extent - 1)
-                w(f"total += {self.p(t.summand)}")
+                    if size != "batch":
+                        known[index_] = (0, size - 1)
+                if lanes:
+                    w(f"{lanes}[0, {t.summed[-1]}] += {self.p(t.summand)}")
+                else:
+                    w(f"total += {self.p(t.summand)}")
                 w.depth = depth - bool(conditions)
+            if lanes:
+                with w.loops(("lane", extent)):
+                    w(f"total += {lanes}[0, lane]")
             w(f"{cell} {'+=' if accumulate else '='} total")
 
     def _row_loops(self, w, t, target, ranges, accumulate):
