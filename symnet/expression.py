@@ -183,7 +183,7 @@ class Jacobian:
                                  else sp.diff(self.functions[i], self.wrt[k]))
         return sp.Matrix(rows, columns, lambda i, k: entries[i, k])
 
-    def _unique(self):
+    def pairs(self):
         """``[(i, k)]`` of the entries derived (the upper triangle of a Hessian)."""
         return [(i, k) for i in range(self.matrix.rows) for k in range(self.matrix.cols)
                 if not (self.symmetric and k < i)]
@@ -191,18 +191,18 @@ class Jacobian:
     @cached_property
     def cse(self):
         """``sympy.cse`` of the functions and the derived entries together, as a program."""
-        return cse_program([*self.functions, *(self.matrix[i, k] for i, k in self._unique())])
+        return cse_program([*self.functions, *(self.matrix[i, k] for i, k in self.pairs())])
 
     @cached_property
     def simplified(self):
         """Each entry in the cheapest form found quickly (see :func:`simplest`)."""
-        cells = {(i, k): simplest(self.matrix[i, k]) for i, k in self._unique()}
+        cells = {(i, k): simplest(self.matrix[i, k]) for i, k in self.pairs()}
         return sp.Matrix(self.matrix.rows, self.matrix.cols, lambda i, k: cells[(i, k) if (i, k) in cells else (k, i)])
 
     @property
     def ops(self):
         """Operation counts of the derived entries: as trees, and after CSE (with the functions)."""
-        return {"naive": sum(count_ops(self.matrix[i, k]) for i, k in self._unique()), "cse": self.cse.ops}
+        return {"naive": sum(count_ops(self.matrix[i, k]) for i, k in self.pairs()), "cse": self.cse.ops}
 
     def _label(self, i, k):
         if self.symmetric:
@@ -218,7 +218,7 @@ class Jacobian:
         title = (f"Hessian of f = {self.of}" if self.symmetric else
                  f"Jacobian of ({', '.join(map(str, self.functions))})")
         lines = [f"{title} with respect to {', '.join(v.name for v in self.wrt)}"]
-        for i, k in self._unique():
+        for i, k in self.pairs():
             name = (f"∂f{i}/∂{self.wrt[k].name}" if not self.symmetric else f"∂²f/∂{self.wrt[i].name}²" if i == k
                     else f"∂²f/∂{self.wrt[i].name}∂{self.wrt[k].name}")
             lines.append(f"  {name} = {self.simplified[i, k]}")
@@ -228,7 +228,7 @@ class Jacobian:
     def _repr_latex_(self):
         symbol = r"\nabla^{2} f" if self.symmetric else "J"
         rows = [(symbol, "=", self.latex())]
-        rows += [(self._label(i, k), "=", latex(self.simplified[i, k])) for i, k in self._unique()]
+        rows += [(self._label(i, k), "=", latex(self.simplified[i, k])) for i, k in self.pairs()]
         return display(aligned(rows))
 
     def at(self, point):
@@ -367,7 +367,7 @@ class CompiledJacobian:
         outputs = list(j.cse.outputs)
         for r in range(rows):
             lines.append(f"        values[{r}, i] = {printer.doprint(outputs[r])}")
-        for (r, c), out in zip(j._unique(), outputs[rows:]):
+        for (r, c), out in zip(j.pairs(), outputs[rows:]):
             lines.append(f"        # ∂f{r}/∂{_formula(j.wrt[c])} = {_formula(j.simplified[r, c])}")
             lines.append(f"        matrix[{r}, {c}, i] = {printer.doprint(out)}")
             if j.symmetric and r != c:

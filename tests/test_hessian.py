@@ -1,6 +1,8 @@
 """Second derivatives of expressions: the Hessian and the Jacobian against mpmath at 30 digits (an independent
 reference: numerical differentiation in arbitrary precision, not SymPy), symmetric, compiled and printed."""
 
+import json
+
 import mpmath
 import numpy as np
 import pytest
@@ -73,3 +75,14 @@ def test_bad_input_is_refused_in_one_line():
         sn.jacobian(["x*y"], "z")                      # not a symbol of the functions
     with pytest.raises(ExpressionError, match="missing: y"):
         sn.derive("x*y", "x,y").hessian().compile()(x=1.0)
+
+
+def test_derive_hessian_on_the_command_line(capsys):
+    from symnet.cli import main
+    assert main(["derive", "x**2*y + exp(x*y)", "--wrt", "x,y", "--at", "x=0.5,y=-1", "--hessian", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    f = lambda x, y: x ** 2 * y + mpmath.exp(x * y)
+    reference = mpmath_hessian(f, ["x", "y"], {"x": 0.5, "y": -1.0})
+    np.testing.assert_allclose(result["hessian_at"], reference, rtol=1e-13)
+    assert result["hessian"] == {"x,x": "y*(y*exp(x*y) + 2)", "x,y": "x*y*exp(x*y) + 2*x + exp(x*y)",
+                                 "y,y": "x**2*exp(x*y)"}
