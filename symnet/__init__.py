@@ -10,11 +10,12 @@ from symnet.errors import (ConfigurationError, DifferentiationError, ExpressionE
                            SymnetError)
 from symnet.expression import derive, jacobian
 from symnet.network import Sequential, unrolled_loss
+from symnet.sweep import sweep   # the function; the module stays sys.modules["symnet.sweep"]
 from symnet.train.checkpoint import Checkpoint, load, save
 from symnet.train.loop import History, fit
 
 __all__ = ["derive", "Sequential", "Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "LayerNorm", "Dropout", "Maxout", "Softmax", "Activation",
            "activations", "layers", "losses", "optim", "datasets", "unrolled_loss", "fit", "History", "save", "load", "Checkpoint",
            "SymnetError", "ExpressionError", "DifferentiationError", "ShapeError", "NonFiniteError",
-           "ConfigurationError", "check_gradient", "vjps", "jacobian"]
+           "ConfigurationError", "check_gradient", "vjps", "jacobian", "sweep"]
 __version__ = version.__version__   # one definition, in a leaf that generated headers and checkpoints read

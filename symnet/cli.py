@@ -101,6 +101,8 @@ def build_parser():
     derive.add_argument("--wrt", required=True, help="comma-separated variables, e.g. w,b")
     derive.add_argument("--at", help="point to evaluate at, e.g. x=1,w=0,b=0 (every symbol needs a value)")
     derive.add_argument("--latex", action="store_true", help="print LaTeX of each derivative and the CSE'd form")
+    derive.add_argument("--hessian", action="store_true", help="also the second derivatives ∂²f/∂v∂w (and their "
+                        "values with --at)")
     derive.add_argument("--json", action="store_true", help=JSON_HELP)
     derive.set_defaults(run=_derive)
 
@@ -135,6 +137,28 @@ def build_parser():
     train.add_argument("--json", action="store_true", help="print one JSON object with the results")
     train.set_defaults(run=_train)
 
+    sweep = _command(subparsers, "sweep", "Train a model for every optimizer, learning rate and seed of a grid on "
+                     "Dask's distributed scheduler; print the success rate per configuration.",
+                     "symnet sweep xor --optimizer adam,sgd --lr 0.01,0.05 --seeds 0:1000 --out runs.jsonl")
+    sweep.add_argument("model", help="built-in model name, or a .py file defining `model` (and optionally `data`)")
+    sweep.add_argument("--optimizer", help="comma-separated optimizer names, e.g. adam,sgd (default: the model's)")
+    sweep.add_argument("--lr", help="comma-separated learning rates, e.g. 0.01,0.05 (default: the model's)")
+    sweep.add_argument("--seeds", required=True, help="START:STOP (STOP excluded) or comma-separated seeds, "
+                       "e.g. 0:1000 or 0,5,9")
+    sweep.add_argument("--epochs", type=_natural, help="epochs of every run (default: the model's)")
+    sweep.add_argument("--batch-size", type=int, help="samples per step (default: the model's)")
+    sweep.add_argument("--threshold", type=float, help="a run succeeds when its final training loss is below this "
+                       "(default for classification: every training sample right)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                       "(default: $DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    sweep.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    sweep.add_argument("--out", metavar="FILE.jsonl", help="append one JSON line per run as it finishes; runs the "
+                       "file already holds are skipped")
+    sweep.add_argument("--plot", metavar="FILE.png", help="draw success rate against learning rate per optimizer "
+                       "(needs matplotlib)")
+    sweep.add_argument("--json", action="store_true", help=JSON_HELP)
+    sweep.set_defaults(run=_sweep)
+
     compare = _command(subparsers, "compare", "Compare symbolic, numeric (finite differences, Richardson, complex "
                        "step) and automatic (forward, reverse) differentiation: accuracy against mpmath, and cost.",
                        "symnet compare 'exp(x)' --wrt x --at x=0 --steps 0.1,0.01,0.001")
@@ -154,7 +178,7 @@ def build_parser():
     bench = _command(subparsers, "bench", "Time the generated training step against hand-written NumPy and Numba "
                      "steps (and PyTorch, JAX and PyTensor with --peers): µs per SGD step, medians, ratios.",
                      "symnet bench --configs xor,digits --peers")
-    bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist (default: all)")
+    bench.add_argument("--configs", help="comma-separated: xor, tiny, digits, deep, mnist, cnn (default: all)")
     bench.add_argument("--peers", action="store_true", help="also time PyTorch, JAX and PyTensor where installed")
     bench.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                        help="symnet's network dtype (default float64); the hand-written references stay float64")
@@ -175,9 +199,13 @@ def build_parser():
     report.set_defaults(run=_report)
 
     latex = _command(subparsers, "latex", "Print a model's back-propagation equations, with the derived derivatives "
-                     "of its activations and loss, as LaTeX.", "symnet latex digits")
-    latex.add_argument("model", help="built-in model name, or a .py file defining `model`")
+                     "of its activations and loss, or an optimizer's update rule, as LaTeX.",
+                     "symnet latex digits\n  symnet latex --optimizer adam")
+    latex.add_argument("model", nargs="?", help="built-in model name, or a .py file defining `model`")
     latex.add_argument("--summary", action="store_true", help="also print the plain-text summary of the model")
+    latex.add_argument("--optimizer", metavar="NAME", help="print this optimizer's update rule as the notes write it: "
+                       "GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov or Adam (any case)")
+    latex.add_argument("--json", action="store_true", help=JSON_HELP)
     latex.set_defaults(run=_latex)
     return parser
 
@@ -351,11 +379,39 @@ def _report(args):
 
 
 def _latex(args):
-    model = _recipe(args.model).model
-    if args.summary:
-        print(model.summary())
+    from symnet.declare.optimizers import get as get_optimizer
+
+    if args.model is None and args.optimizer is None:
+        raise SymnetError("latex needs a MODEL (a built-in name or a .py file), --optimizer NAME, or both")
+    if args.summary and args.model is None:
+        raise SymnetError("--summary describes a MODEL; give one, or drop --summary")
+    optimizer = None if args.optimizer is None else get_optimizer(args.optimizer)   # an unknown name fails first
+    result = {}
+    if args.model is not None:
+        recipe = _recipe(args.model)
+        result.update(model=recipe.name, network=recipe.model.describe(),
+                      equations=recipe.model.latex().splitlines())
+        if args.summary:
+            result["summary"] = recipe.model.summary()
+    if optimizer is not None:
+        result["optimizer"] = {"name": type(optimizer).__name__,
+                               "hyperparameters": dict(zip((h.name for h in optimizer.hyperparameters),
+                                                           optimizer.values())),
+                               "symbols": optimizer.latex_names(), "rule": optimizer.latex()}
+    if args.json:
+        _print_json(result)
+        return 0
+    if "summary" in result:
+        print(result["summary"])
         print()
-    print(model.latex())
+    if "equations" in result:
+        print("\n".join(result["equations"]))
+    if optimizer is not None:
+        if "equations" in result:
+            print()
+        legend = ", ".join(f"{symbol} = {name}" for name, symbol in result["optimizer"]["symbols"].items())
+        print(f"% {optimizer!r}" + (f"; {legend}" if legend else ""))
+        print("\n".join(result["optimizer"]["rule"]))
     return 0
 
 
@@ -378,6 +434,15 @@ def _derive(args):
             raise SymnetError(f"--at gives no value for {', '.join(missing)}; every symbol of the expression needs one")
         result["at"] = {s.name: v for s, v in point.items()}
         result["gradient"] = derivation.gradient_at({s.name: v for s, v in point.items() if s in derivation.expr.free_symbols})
+    hessian = derivation.hessian() if args.hessian else None
+    if hessian is not None:
+        pairs = hessian.pairs()
+        names = [v.name for v in derivation.wrt]
+        result["hessian"] = {f"{names[k]},{names[l]}": str(hessian.simplified[k, l]) for k, l in pairs}
+        result["hessian_latex"] = hessian.latex()
+        if args.at is not None:
+            matrix = hessian.at({s.name: v for s, v in point.items() if s in derivation.expr.free_symbols})
+            result["hessian_at"] = matrix.tolist()
     if args.json:
         _print_json(result)
         return 0
@@ -388,6 +453,12 @@ def _derive(args):
     ops = result["ops"]
     print(f"operations: naive {ops['naive']}, after CSE {ops['cse']}, reverse mode {ops['reverse']} "
           f"(forward tree {ops['forward']}, forward DAG {ops['forward_dag']})")
+    if hessian is not None:
+        for (k, l), (pair, text) in zip(hessian.pairs(), result["hessian"].items()):
+            first, second = pair.split(",")
+            name = f"∂²f/∂{first}²" if k == l else f"∂²f/∂{first}∂{second}"
+            value = f"    = {result['hessian_at'][k][l]!r} at {args.at}" if args.at is not None else ""
+            print(f"{name} = {text}{value}")
     if args.latex:
         print("\nLaTeX:")
         for name, text in result["latex"].items():
@@ -395,6 +466,8 @@ def _derive(args):
         print("\nCSE'd form:")
         for line in result["cse"]:
             print(f"  {line}")
+        if hessian is not None:
+            print(f"\nHessian:\n  {result['hessian_latex']}")
     return 0
 
 
@@ -440,47 +513,21 @@ def _network_swell(spec, samples):
 
 
 def _train(args):
-    import time
-
     from symnet.network import check_seed
     from symnet.train.checkpoint import load
-    from symnet.train.loop import accuracy, fit, is_classification
 
-    began = time.perf_counter()
     recipe = _recipe(args.model)
     seed = None if args.seed is None else check_seed(args.seed, "--seed")
     if args.resume and seed is None:
         seed = load(args.resume, recipe.model, require=("seed",)).metadata["seed"]
-    seed = 0 if seed is None else seed
-    X_train, Y_train, X_test, Y_test, note = recipe.prepared_data(seed=seed)
-    net = recipe.model.compile(optimizer=recipe.make_optimizer(args.optimizer, args.lr))
-    compiled = time.perf_counter()
-    params = net.init(seed=seed)
-    epochs = recipe.epochs if args.epochs is None else args.epochs
-    batch_size = recipe.batch_size if args.batch_size is None else args.batch_size
-    history = fit(net, params, X_train, Y_train, epochs=epochs, batch_size=batch_size, seed=seed,
-                  validation=(X_test, Y_test), verbose=False if (args.quiet or args.json) else None,
-                  checkpoint=args.checkpoint, resume=args.resume, allow_changes=args.allow_changes)
-    trained = time.perf_counter()
-    result = {
-        "model": recipe.name, "network": recipe.model.describe(), "optimizer": repr(net.optimizer),
-        "epochs": len(history), "final_loss": net.loss(params, X_train, Y_train),
-        "test_loss": net.loss(params, X_test, Y_test),
-        "seconds": trained - compiled, "compile_seconds": compiled - began, "generated_module": str(net.path),
-        "stopped": history.stopped, "new_module": bool(net.written),
-    }
-    if is_classification(net, Y_train):
-        result["train_accuracy"] = accuracy(net, params, X_train, Y_train)
-        result["test_accuracy"] = accuracy(net, params, X_test, Y_test)
-    if note:
-        result["note"] = note
-    if args.checkpoint:
-        result["checkpoint"] = args.checkpoint
+    result = recipe.train(args.optimizer, args.lr, 0 if seed is None else seed, args.epochs, args.batch_size,
+                          verbose=False if (args.quiet or args.json) else None, checkpoint=args.checkpoint,
+                          resume=args.resume, allow_changes=args.allow_changes)
     if args.json:
         _print_json(result)
         return 0
     print(f"{recipe.name}: {result['network']}, {result['optimizer']}, {result['epochs']} epochs "
-          f"in {result['seconds']:.2f} s{' (with Numba compiling the new module)' if net.written else ''} "
+          f"in {result['seconds']:.2f} s{' (with Numba compiling the new module)' if result['new_module'] else ''} "
           f"(+{result['compile_seconds']:.2f} s to derive, generate and load)")
     print(f"  loss: train {result['final_loss']:.5g}, test {result['test_loss']:.5g}")
     if "test_accuracy" in result:
@@ -489,6 +536,42 @@ def _train(args):
         if result.get(key):
             print(f"  {key}: {result[key]}")
     print(f"  generated module: {result['generated_module']}")
+    return 0
+
+
+def _sweep(args):
+    from symnet import models
+    from symnet.sweep import sweep
+
+    grid = {key: value for key, value in (("optimizer", args.optimizer), ("lr", args.lr), ("seed", args.seeds))
+            if value is not None}
+    model = args.model if args.model in models.BUILT_IN else _recipe(args.model)
+    result = sweep(model, grid, epochs=args.epochs, batch_size=args.batch_size, threshold=args.threshold,
+                   out=args.out, plot=args.plot, scheduler=args.scheduler, workers=args.workers)
+    summary = result.as_dict()
+    if args.json:
+        _print_json(summary)
+        return 0
+
+    def share(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    def loss(value):
+        return "-" if value is None else f"{value:.3g}"
+
+    rows = [{"optimizer": row["optimizer"], "lr": f"{row['lr']:g}", "runs": str(row["runs"]),
+             "success": share(row["success_rate"]), "95% interval": f"{share(row['ci_low'])}–{share(row['ci_high'])}",
+             "loss q05": loss(row["loss_q05"]), "median": loss(row["loss_q50"]), "q95": loss(row["loss_q95"]),
+             "s/run": f"{row['seconds_median']:.3f}"} for row in result.summary]
+    workers = f"{summary['workers']} worker{'s' if summary['workers'] != 1 else ''}"
+    where = f"on {workers}" if summary["new"] else "(all recorded before)"
+    print(f"{summary['model']}: {summary['runs']} runs of {summary['max_epochs']} epochs ({summary['new']} new, "
+          f"{summary['skipped']} recorded before) in {summary['seconds']:.1f} s {where}; "
+          f"success: {summary['criterion']}")
+    print(format_table(rows, list(rows[0])))
+    for key in ("out", "plot"):
+        if summary[key]:
+            print(f"{key}: {summary[key]}")
     return 0
 
 

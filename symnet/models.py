@@ -6,6 +6,7 @@ A user model is a Python file that defines ``model`` (a :class:`~symnet.Sequenti
 """
 
 import runpy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import numpy as np
 from symnet import datasets
 from symnet.declare.layers import Conv2D, Dense, Flatten, MaxPool2D
 from symnet.errors import ConfigurationError
-from symnet.network import Sequential
+from symnet.network import Sequential, check_seed
+from symnet.train.loop import accuracy, fit, is_classification
 from symnet.declare import optimizers
 
 TEST_FRACTION = 0.2
@@ -34,6 +36,39 @@ class Recipe:
     batch_size: int = 32
     standardize: bool = True
     hyperparameters: dict = field(default_factory=dict)
+
+    def train(self, optimizer=None, lr=None, seed=0, epochs=None, batch_size=None, directory=None, verbose=False,
+              checkpoint=None, resume=None, allow_changes=False):
+        """One training run, what ``symnet train`` (and each run of ``symnet sweep``) does: prepare the data with
+        ``seed``, compile the model with the optimizer (``optimizer``/``lr`` override the recipe's), initialise
+        from ``seed``, :func:`~symnet.train.loop.fit` with the test split as validation.  Returns the dict
+        ``symnet train --json`` prints.  ``directory``: the generated folder (None: the default)."""
+        began = time.perf_counter()
+        seed = check_seed(seed)
+        X_train, Y_train, X_test, Y_test, note = self.prepared_data(seed=seed)
+        net = self.model.compile(optimizer=self.make_optimizer(optimizer, lr), directory=directory)
+        compiled = time.perf_counter()
+        params = net.init(seed=seed)
+        history = fit(net, params, X_train, Y_train, epochs=self.epochs if epochs is None else epochs,
+                      batch_size=self.batch_size if batch_size is None else batch_size, seed=seed,
+                      validation=(X_test, Y_test), verbose=verbose, checkpoint=checkpoint, resume=resume,
+                      allow_changes=allow_changes)
+        trained = time.perf_counter()
+        result = {
+            "model": self.name, "network": self.model.describe(), "optimizer": repr(net.optimizer),
+            "epochs": len(history), "final_loss": net.loss(params, X_train, Y_train),
+            "test_loss": net.loss(params, X_test, Y_test),
+            "seconds": trained - compiled, "compile_seconds": compiled - began, "generated_module": str(net.path),
+            "stopped": history.stopped, "new_module": bool(net.written),
+        }
+        if is_classification(net, Y_train):
+            result["train_accuracy"] = accuracy(net, params, X_train, Y_train)
+            result["test_accuracy"] = accuracy(net, params, X_test, Y_test)
+        if note:
+            result["note"] = note
+        if checkpoint:
+            result["checkpoint"] = checkpoint
+        return result
 
     def make_optimizer(self, name=None, lr=None):
         return optimizers.get(name or self.optimizer, lr=self.lr if lr is None else lr, **self.hyperparameters)
