@@ -43,7 +43,8 @@ def vjps(layer):
     derived = symbolic_vjps(layer)
     result = {}
     for base, (indices, extents) in vjp_targets(layer).items():
-        ranges = {index_: (0, sp.sympify(extent).xreplace(values) - 1) for index_, extent in zip(indices, extents)}
+        ranges = {index_: (0, sp.Integer(extent) - 1 if isinstance(extent, int) else extent.xreplace(values) - 1)
+                  for index_, extent in zip(indices, extents)}
         derived_indices, expr = derived[base]
         result[base] = (derived_indices, tidy(settle(expr.xreplace(values), ranges)))
     return result
