@@ -585,15 +585,7 @@ def torch_cnn_step(config):
         (W1, b1), (W4, b4) = weights
         a = torch.relu(F.conv2d(X.reshape(X.shape[0], *config.image), W1, b1, padding=config.padding))
         o = F.linear(torch.flatten(F.max_pool2d(a, config.pool), 1), W4, b4)
-        value = torch.sum(torch.logsumexp(o, dim=1) - torch.sum(Y * o, dim=1)) / X.shape[0]
-        for W, b in weights:
-            W.grad = b.grad = None
-        value.backward()
-        with torch.no_grad():
-            for W, b in weights:
-                W -= LEARNING_RATE * W.grad
-                b -= LEARNING_RATE * b.grad
-        return value
+        return _torch_sgd(weights, torch.sum(torch.logsumexp(o, dim=1) - torch.sum(Y * o, dim=1)) / X.shape[0])
 
     return step
 
@@ -605,18 +597,24 @@ def torch_step(config):
     activation = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[config.hidden]
 
     def step(weights, X, Y):
-        value = _peer_loss(config, weights, X, Y, activation, torch.sum, lambda a: torch.logsumexp(a, dim=1),
-                           lambda a: torch.sum(a, dim=1))
-        for W, b in weights:
-            W.grad = b.grad = None
-        value.backward()
-        with torch.no_grad():
-            for W, b in weights:
-                W -= LEARNING_RATE * W.grad
-                b -= LEARNING_RATE * b.grad
-        return value
+        return _torch_sgd(weights, _peer_loss(config, weights, X, Y, activation, torch.sum,
+                                              lambda a: torch.logsumexp(a, dim=1), lambda a: torch.sum(a, dim=1)))
 
     return step
+
+
+def _torch_sgd(weights, value):
+    """Back-propagate ``value`` (a PyTorch loss of ``weights``, pairs (W, b)) and take one SGD step; return it."""
+    import torch
+
+    for W, b in weights:
+        W.grad = b.grad = None
+    value.backward()
+    with torch.no_grad():
+        for W, b in weights:
+            W -= LEARNING_RATE * W.grad
+            b -= LEARNING_RATE * b.grad
+    return value
 
 
 def pytensor_step(config, weights):

@@ -245,27 +245,11 @@ def _compare(args):
         return 0
     print(f"f = {result['expression']}   at {args.at}")
     print("reference: mpmath.diff at 50 digits; relative errors against it\n")
-    rows = []
-
-    def add(method, step, values, errors, seconds):
-        row = {"method": method, "h": step}
-        for name in comparison.wrt:
-            row[f"∂f/∂{name}"] = values[name]
-            row[f"error {name}"] = "-" if errors is None else f"{errors[name]['relative']:.1e}"
-        row["µs/gradient"] = "-" if seconds is None else f"{seconds * 1e6:.1f}"
-        rows.append(row)
-
-    timings = result["timings"]
-    add("reference", "-", result["reference"], None, None)
-    for key, label in (("symbolic", "symbolic (naive)"), ("symbolic_reverse", "symbolic (reverse, DAG)"),
-                       ("forward_ad", "forward AD"), ("reverse_ad", "reverse AD")):
-        add(label, "-", result[key], result["errors"][key], timings.get(key))
-    for method, table in comparison.numeric.items():
-        for step, values in table.items():
-            add(method, step, values, result["errors"]["numeric"][method][step], timings.get(method))
+    rows = comparison.rows()
     for peer, values in result.get("peers", {}).items():
         if isinstance(values, dict):
-            add(f"{peer} autograd", "-", values, errors_against(values, result["reference"]), None)
+            rows.append(comparison.row(f"{peer} autograd", "-", values, errors_against(values, result["reference"]),
+                                       None))
     print(format_table(rows, list(rows[0])))
     estimate = result["optimal_step_estimate"]
     print("\nbest step: " + ", ".join(f"{m} {h}" for m, h in result["best_step"].items())

@@ -344,26 +344,27 @@ class Comparison:
             "optimal_step_estimate": self.optimal_step_estimate,
         }
 
+    def row(self, method, step, values, errors, seconds):
+        """One row of :meth:`rows`: ``values`` of each ∂f/∂v, their relative ``errors`` against the reference
+        (None: "-"), and ``seconds`` per gradient (None: "-")."""
+        row = {"method": method, "h": step}
+        for name in self.wrt:
+            row[f"∂f/∂{name}"] = values[name]
+            row[f"error {name}"] = "-" if errors is None else f"{errors[name]['relative']:.1e}"
+        row["µs/gradient"] = "-" if seconds is None else f"{seconds * 1e6:.1f}"
+        return row
+
     def rows(self):
         """The table ``symnet compare`` prints, one row per method (and step): the value of each ∂f/∂v, its
         relative error against the reference, and µs per gradient ("-" where it does not apply)."""
-        rows = []
-
-        def add(method, step, values, errors, seconds):
-            row = {"method": method, "h": step}
-            for name in self.wrt:
-                row[f"∂f/∂{name}"] = values[name]
-                row[f"error {name}"] = "-" if errors is None else f"{errors[name]['relative']:.1e}"
-            row["µs/gradient"] = "-" if seconds is None else f"{seconds * 1e6:.1f}"
-            rows.append(row)
-
-        add("reference", "-", self.reference, None, None)
+        rows = [self.row("reference", "-", self.reference, None, None)]
         for key, label in (("symbolic", "symbolic (naive)"), ("symbolic_reverse", "symbolic (reverse, DAG)"),
                            ("forward_ad", "forward AD"), ("reverse_ad", "reverse AD")):
-            add(label, "-", getattr(self, key), self.errors[key], self.timings.get(key))
+            rows.append(self.row(label, "-", getattr(self, key), self.errors[key], self.timings.get(key)))
         for method, table in self.numeric.items():
             for step, values in table.items():
-                add(method, step, values, self.errors["numeric"][method][step], self.timings.get(method))
+                rows.append(self.row(method, step, values, self.errors["numeric"][method][step],
+                                     self.timings.get(method)))
         return rows
 
     def _point(self):

@@ -25,6 +25,11 @@ vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: thos
 (docs/performance.md)."""
 
 
+def _extent(low, high):
+    """How many values a sum's index takes from ``low`` to ``high``: "batch" for the batch index (up to N − 1)."""
+    return "batch" if high.free_symbols else int(high - low) + 1
+
+
 def _canonical(total, depth=0):
     """``total`` (a sum or max) with its bound indices renamed by nesting depth, so reductions that differ only in
     those names match."""
@@ -151,14 +156,13 @@ class Contractions:
                     if inner:
                         bounds[inner[-1]].append(guard)
                     else:
-                        low, high = (self.index_text(e) for e in guard.args[1:])
-                        conditions.append(f"{low} <= {self.index_text(guard.args[0])} <= {high}")
+                        conditions.append(self._condition(guard))
                 if conditions:
                     w(f"if {' and '.join(conditions)}:")
                     w.depth += 1
                 depth = w.depth
                 for index_, low, high in t.limits:
-                    size = "batch" if high.free_symbols else int(high - low) + 1
+                    size = _extent(low, high)
                     w(f"for {index_} in range({self._range(index_, size, bounds[index_], known)}):")
                     w.depth += 1
                     if size != "batch":
@@ -189,8 +193,7 @@ class Contractions:
                 bounds[inner[-1]].append(guard)
             else:
                 conditions.append(guard)
-        extents = {**dict(ranges), **{index_: "batch" if high.free_symbols else int(high - low) + 1
-                                      for index_, low, high in t.limits}}
+        extents = {**dict(ranges), **{index_: _extent(low, high) for index_, low, high in t.limits}}
         depth, known = w.depth, {}
         for index_ in order:
             if conditions and index_ == t.summed[0]:
@@ -278,8 +281,7 @@ class Contractions:
         expr = shift_exponentials(expr)
         ranges = dict(zip(target_indices, self._extents(target, target_indices)))
         for total in expr.atoms(*REDUCTIONS):
-            ranges.update({index_: "batch" if high.free_symbols else int(high - low) + 1
-                           for index_, low, high in total.limits})
+            ranges.update({index_: _extent(low, high) for index_, low, high in total.limits})
         body = expr.replace(lambda e: isinstance(e, REDUCTIONS), lambda total: self._hoisted(w, total, ranges))
         if allocate:
             self.buffer(w, target, self.shapes[target])

@@ -19,6 +19,13 @@ CHEAP_FUNCTIONS = (sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise)
 Z, A_SCALAR = sp.Symbol("z", real=True), sp.Symbol("a", real=True)
 
 
+def _max_indices(layer):
+    """``(max indices, output indices, extents of the max indices)`` of a layer whose output is a max."""
+    over = layer.max_over
+    return (over, tuple(index_ for index_ in layer.output_indices if index_ not in over),
+            [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over])
+
+
 def _arrays(expr, names):
     """Rename the IndexedBases of ``expr`` to the generated arrays' names."""
     return expr.xreplace({base: sp.IndexedBase(name, real=True) for base, name in names.items()})
@@ -94,17 +101,13 @@ class LayerCode(Contractions):
         """a[n, …] = max over the layer's max indices of z[n, …] (the stored contraction, if ``stored``, plus the
         elementwise terms), remembering in piece[n, …] the first combination of those indices, in row-major order,
         that attains it."""
-        over = layer.max_over
-        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
-        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        over, out, extents = _max_indices(layer)
         z = sp.IndexedBase(f"z{number}", real=True)[layer.output_indices] if stored else sp.Integer(0)
         value = z + sum((t.summand for t in elementwise), sp.Integer(0))
         piece = f"piece{number}"
         w(f"# a{number}{list(out)} = max over {', '.join(map(str, over))} of z{number}{list(layer.output_indices)}; "
           f"{piece}{list(out)} = the first (row-major) that attains it")
         self.buffer(w, f"a{number}", ("batch", *layer.output_shape))
-        if len(layer.output_shape) > 1:
-            self.printer.flat_rows[piece] = layer.output_shape
         w(f"{piece} = np.empty((batch, {layer.n_out}), dtype=np.int64)")
         loops = [("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)]
         with w.loops(*loops):
@@ -233,9 +236,7 @@ class LayerCode(Contractions):
 
     def _route(self, w, layer, number):
         """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere."""
-        over = layer.max_over
-        out = tuple(index_ for index_ in layer.output_indices if index_ not in over)
-        extents = [layer.z_shape[layer.output_indices.index(index_) - 1] for index_ in over]
+        over, out, extents = _max_indices(layer)
         piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
         w(f"# δ reaches only the winning entry: dz{number}{list(layer.output_indices)} = delta{number}{list(out)} "
           f"[{', '.join(map(str, over))} = piece{number}]")

@@ -67,6 +67,7 @@ class NetworkModule(LossCode, OptimizerCode):
                 self.shapes[f"{layer.noise}{number}"] = ("batch", *layer.output_shape)
             if layer.max_over:
                 self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", *layer.z_shape)
+                self.shapes[f"piece{number}"] = ("batch", *layer.output_shape)   # int64: the winner of each max
         pieces = {f"{prefix}{number}" for number, layer in enumerate(model.layers, start=1)
                   if layer.max_over for prefix in ("z", "dz")}   # z over the max's indices: a view of its shape
         self.printer.flat_rows = {name: shape[1:] for name, shape in self.shapes.items()
