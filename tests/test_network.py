@@ -1,7 +1,6 @@
 """Compiled networks against independent references: the unrolled SymPy gradient,
 central differences, and a NumPy implementation of the textbook back-propagation."""
 
-import functools
 import re
 import warnings
 
@@ -69,9 +68,9 @@ def test_layered_gradient_equals_unrolled_symbolic_gradient(acts, loss, decay):
     params = net.init(seed=3)
     rng = np.random.default_rng(12345)
     params.flat[:] += rng.normal(scale=0.1, size=params.flat.size)   # biases away from 0, no kinks
-    X = rng.normal(size=(3, 2))
-    Y = rng.uniform(0.1, 0.9, size=(3, sizes[-1])) if loss in ("mse", "binary_cross_entropy") \
-        else np.eye(sizes[-1])[[0, 1, 1]]
+    X = rng.normal(size=(2, 2))     # two samples: the mean over the batch, at half the unrolled size of three
+    Y = rng.uniform(0.1, 0.9, size=(2, sizes[-1])) if loss in ("mse", "binary_cross_entropy") \
+        else np.eye(sizes[-1])[[0, 1]]
     expr, symbols = sn.unrolled_loss(model, X, Y)
     # SymPy's own diff of the whole unrolled loss, evaluated in mpmath at 30 digits
     evaluate = sp.lambdify(symbols, [expr] + [sp.diff(expr, s) for s in symbols], modules="mpmath")
@@ -82,10 +81,11 @@ def test_layered_gradient_equals_unrolled_symbolic_gradient(acts, loss, decay):
     np.testing.assert_allclose(grads.flat, reference, rtol=1e-10, atol=1e-12)
 
 
-def catalogue_chains(count=2):
+def catalogue_chains(count=4):
     """The catalogue's trainable activations (each once: an alias names the same Activation), dealt into ``count``
     chains: one network per chain instead of one per activation, so each activation costs no Numba compile of its
-    own."""
+    own.  Four chains of three compile in about the time of two of six, in smaller pieces for the test workers to
+    share."""
     distinct = {}
     for name in sorted(set(activations.CATALOGUE) - {"step"}):
         distinct.setdefault(id(activations.CATALOGUE[name]), name)
@@ -93,21 +93,18 @@ def catalogue_chains(count=2):
     return [tuple(names[start::count]) for start in range(count)]
 
 
-@functools.cache
 def catalogue_network(chain):
     """4 → 6 → … → 6 → 3, one Dense layer per activation of ``chain``, a linear output, softmax cross-entropy
-    (compiled once per process; the tests below only call ``loss_and_grad``, so it is the one function compiled)."""
+    (the checks below only call ``loss_and_grad``, so it is the one function compiled)."""
     sizes = [4] + [6] * len(chain)
     layers = [sn.Dense(a, b, activation=name) for a, b, name in zip(sizes, sizes[1:], chain)] + [sn.Dense(6, 3)]
     return sn.Sequential(layers, loss="softmax_cross_entropy").compile(optimizer=sn.optim.SGD(lr=0.05))
 
 
-@pytest.mark.parametrize("chain", catalogue_chains(), ids="-".join)
-def test_every_catalogue_activation_trains_with_correct_gradients(chain):
+def check_gradients_and_training(net, chain):
     """The chain of :func:`catalogue_network`: the derived gradient of every layer equals central differences of
     the whole network's loss, gradient flows through every activation, and gradient descent on it lowers the
     loss."""
-    net = catalogue_network(chain)
     layers = net.model.layers
     params = net.init(seed=1)
     rng = np.random.default_rng(12345)
@@ -128,6 +125,48 @@ def test_every_catalogue_activation_trains_with_correct_gradients(chain):
         _, grads = net.loss_and_grad(params, X, Y)
         params.flat[:] -= 0.05 * grads.flat
     assert net.loss_and_grad(params, X, Y)[0] < 0.95 * first, chain
+
+
+# f(1000) and f(−1000) by the textbook definitions (e^-1000 underflows to 0; PReLU's γ starts at 0.25)
+AT_PLUS_MINUS_1000 = {"elu": (1000.0, -1.0), "gelu": (1000.0, 0.0), "hard_logistic": (1.0, 0.0),
+                      "hard_tanh": (1.0, -1.0), "identity": (1000.0, -1000.0), "leaky_relu": (1000.0, -10.0),
+                      "logistic": (1.0, 0.0), "prelu": (1000.0, -250.0), "relu": (1000.0, 0.0),
+                      "softplus": (1000.0, 0.0), "swish": (1000.0, 0.0), "tanh": (1.0, -1.0)}
+
+
+def check_finite_at_plus_minus_1000(net, chain):
+    """The chain of :func:`catalogue_network` with weights that put every layer's inputs at exactly ±1000: layer l
+    gets z = ±(1000, −1000, 1000, …) and gives f(±1000); W_{l+1} = s·(±1)(1, −1, 0, …) with
+    s = 1000 / (f(1000) − f(−1000)) makes that ±1000 again.  A NaN or infinity from any f or f' reaches the loss
+    or the gradient, and the loss is exact only if every f(±1000) is."""
+    params = net.init(seed=0)
+    signs = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    params["W1"][...] = np.outer(signs, [1.0, 0.0, 0.0, 0.0])
+    for number, name in enumerate(chain, start=1):
+        assert name in AT_PLUS_MINUS_1000, f"add {name}'s textbook f(1000), f(-1000) to AT_PLUS_MINUS_1000"
+        params[f"b{number}"][...] = 0
+        high, low = AT_PLUS_MINUS_1000[name]
+        params[f"W{number + 1}"][...] = np.outer(signs, [1.0, -1.0, 0, 0, 0, 0])[:len(params[f"b{number + 1}"])] * (
+            1000.0 / (high - low) if number < len(chain) else 1.0)
+    params[f"b{len(chain) + 1}"][...] = 0
+    X = np.array([[1000.0, 0, 0, 0], [-1000.0, 0, 0, 0]])
+    Y = np.array([[1.0, 0, 0], [1.0, 0, 0]])
+    loss, grads = net.loss_and_grad(params, X, Y)
+    for key, *_ in net.layout:
+        assert np.isfinite(grads[key]).all(), f"{key}: {grads[key]}"
+    high, low = AT_PLUS_MINUS_1000[chain[-1]]
+    logits = (high - low) * np.outer([1.0, -1.0], signs[:3])             # the output layer's (p − m)·(±signs)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    expected = -np.mean(shifted[:, 0] - np.log(np.exp(shifted).sum(axis=1)))
+    assert loss == pytest.approx(expected, rel=1e-12), chain
+
+
+@pytest.mark.parametrize("chain", catalogue_chains(), ids="-".join)
+def test_every_catalogue_activation_has_correct_gradients_and_is_finite_at_plus_minus_1000(chain):
+    """Both checks below on one network per chain: it is compiled once for the two."""
+    net = catalogue_network(chain)
+    check_gradients_and_training(net, chain)
+    check_finite_at_plus_minus_1000(net, chain)
 
 
 def numpy_backprop(params, X, Y, weight_decay):
@@ -205,42 +244,6 @@ def test_softmax_cross_entropy_is_stable_at_extreme_logits():
     assert loss == 2000.0
     # ∂L/∂z = softmax(z) − y = (1, −1, 0) up to e^-1000; ∂L/∂b = that
     np.testing.assert_array_equal(grads["b1"], [1.0, -1.0, 0.0])
-
-
-# f(1000) and f(−1000) by the textbook definitions (e^-1000 underflows to 0; PReLU's γ starts at 0.25)
-AT_PLUS_MINUS_1000 = {"elu": (1000.0, -1.0), "gelu": (1000.0, 0.0), "hard_logistic": (1.0, 0.0),
-                      "hard_tanh": (1.0, -1.0), "identity": (1000.0, -1000.0), "leaky_relu": (1000.0, -10.0),
-                      "logistic": (1.0, 0.0), "prelu": (1000.0, -250.0), "relu": (1000.0, 0.0),
-                      "softplus": (1000.0, 0.0), "swish": (1000.0, 0.0), "tanh": (1.0, -1.0)}
-
-
-@pytest.mark.parametrize("chain", catalogue_chains(), ids="-".join)
-def test_activations_have_finite_values_and_gradients_at_plus_minus_1000(chain):
-    """The chain of :func:`catalogue_network` with weights that put every layer's inputs at exactly ±1000: layer l
-    gets z = ±(1000, −1000, 1000, …) and gives f(±1000); W_{l+1} = s·(±1)(1, −1, 0, …) with
-    s = 1000 / (f(1000) − f(−1000)) makes that ±1000 again.  A NaN or infinity from any f or f' reaches the loss
-    or the gradient, and the loss is exact only if every f(±1000) is."""
-    net = catalogue_network(chain)
-    params = net.init(seed=0)
-    signs = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
-    params["W1"][...] = np.outer(signs, [1.0, 0.0, 0.0, 0.0])
-    for number, name in enumerate(chain, start=1):
-        assert name in AT_PLUS_MINUS_1000, f"add {name}'s textbook f(1000), f(-1000) to AT_PLUS_MINUS_1000"
-        params[f"b{number}"][...] = 0
-        high, low = AT_PLUS_MINUS_1000[name]
-        params[f"W{number + 1}"][...] = np.outer(signs, [1.0, -1.0, 0, 0, 0, 0])[:len(params[f"b{number + 1}"])] * (
-            1000.0 / (high - low) if number < len(chain) else 1.0)
-    params[f"b{len(chain) + 1}"][...] = 0
-    X = np.array([[1000.0, 0, 0, 0], [-1000.0, 0, 0, 0]])
-    Y = np.array([[1.0, 0, 0], [1.0, 0, 0]])
-    loss, grads = net.loss_and_grad(params, X, Y)
-    for key, *_ in net.layout:
-        assert np.isfinite(grads[key]).all(), f"{key}: {grads[key]}"
-    high, low = AT_PLUS_MINUS_1000[chain[-1]]
-    logits = (high - low) * np.outer([1.0, -1.0], signs[:3])             # the output layer's (p − m)·(±signs)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    expected = -np.mean(shifted[:, 0] - np.log(np.exp(shifted).sum(axis=1)))
-    assert loss == pytest.approx(expected, rel=1e-12), chain
 
 
 def test_binary_cross_entropy_logit_form_is_stable_and_exact():

@@ -386,3 +386,29 @@ def test_bench_refuses_a_config_named_twice(capsys):
 
     assert main(["bench", "--configs", "xor,xor"]) == 2
     assert "names 'xor' twice" in capsys.readouterr().err
+
+
+
+def test_a_module_is_locked_while_its_function_compiles_the_first_time(tmp_path):
+    """Processes that share a generated folder compile a function one at a time (the later ones then load Numba's
+    cache): ``<module>.lock`` is held around the first call only, and not at all once the function is compiled."""
+    import fcntl
+    path = tmp_path / "network_0123456789abcdef.py"
+
+    class Function:
+        signatures = []
+
+    def locked():
+        with open(f"{path}.lock") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            return False
+
+    with modules.first_compile(Function, path):
+        assert locked()
+    assert not locked()
+    Function.signatures = ["(array(float64, 1d, C),)"]
+    with modules.first_compile(Function, path):
+        assert not locked()

@@ -142,12 +142,13 @@ class LossCode(LayerCode):
         decayed)."""
         return L.weight_names(self.model.layers)
 
-    def _flat_weight_views(self, w, with_gradient):
+    def _flat_weight_views(self, w, with_gradient, point):
+        """The weights as flat views of ``point`` (the parameters the loss is evaluated at), for weight decay."""
         if not self.model.weight_decay:
             return
         weights = set(self._weight_names())
         for name, start, stop, _ in self.layout:
             if name in weights:
-                w(f"theta_{name} = theta[{start}:{stop}]")
+                w(f"theta_{name} = {point}[{start}:{stop}]")
                 if with_gradient:
                     w(f"grad_theta_{name} = gradient[{start}:{stop}]")

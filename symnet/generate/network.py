@@ -47,8 +47,7 @@ class NetworkModule(LossCode, OptimizerCode):
         self.parallel = parallel
         self.itemsize = 8 if dtype == "float64" else 4   # bytes per element: the strides written in views
         self.layout = L.parameter_layout(model.layers)
-        # scratch cells per batch row: of the function being written, and of _loss_and_gradient
-        self.scratch_width = self.gradient_width = 0
+        self.scratch_width = 0   # scratch cells per batch row of the function being written
         self.kernels_used = set()   # kernels the code written here calls directly (the printer records its own)
         self.views_pending, self.uses_blas, self.sum_count = [], False, 0   # of the function being written
         self.hoisted = {}   # {a sum with its indices renamed: the array cell this function computed it into}
@@ -77,30 +76,47 @@ class NetworkModule(LossCode, OptimizerCode):
         """The line that makes ``scratch`` for ``batch`` rows of buffers ``width`` cells wide."""
         return f"scratch = np.empty({batch} * {max(width, 1)}, dtype=np.{self.dtype})"
 
-    def views(self, w, source="theta"):
+    def views(self, w, source, prefix=""):
+        """Each parameter (``prefix`` + its name) as a view of the flat array ``source``."""
         for name, start, stop, shape in self.layout:
-            self.view(w, name if source == "theta" else f"grad_{name}", f"{source}[{start}:{stop}]", shape)
+            self.view(w, prefix + name, f"{source}[{start}:{stop}]", shape)
 
     # --- functions -------------------------------------------------------------
 
-    def function(self, w, name, arguments, docstring, with_loss, with_gradient, checked=True):
-        """``name``: forward (and loss, and back-propagation); makes its own scratch array unless ``scratch`` is
-        one of its arguments. Returns the scratch width per batch row its buffers take."""
+    def function(self, w, name, arguments, docstring, with_loss, with_gradient, step=False):
+        """``name``: forward (and loss, and back-propagation, and with ``step`` the optimizer's update), after the
+        input checks and making its own scratch array unless ``scratch`` is one of its arguments.  Returns the
+        scratch width per batch row its buffers take.
+
+        ``loss_and_gradient`` and ``_train_step`` each hold their own copy of the forward and backward code: Numba
+        links a called function's code into each caller and optimises it again there, at about half the cost of
+        compiling it, so a shared function would make the first gradient and the first epoch slower to compile
+        (docs/performance.md)."""
         with w.function(name, arguments):
-            w(f'"""{docstring}"""')
+            lines = docstring.split("\n")
+            for number, line in enumerate(lines):
+                w(('"""' if number == 0 else "") + line + ('"""' if number == len(lines) - 1 else ""))
             w("batch = X.shape[0]")
+            checked = "scratch" not in arguments
             if checked:
                 self.input_checks(w, with_loss, arguments)
             self.scratch_width, self.views_pending, self.uses_blas, self.sum_count = 0, [], False, 0
             self.hoisted = {}
             scratch_at = len(w.lines)
-            self._body(w, arguments, with_loss, with_gradient)
+            point = self.step_prologue(w) if step else "theta"
+            self._body(w, arguments, with_loss, with_gradient, point)
+            if step:
+                self.step_update(w)
+            if with_loss:
+                w("return loss")
             self.resolve_views(w)
-            if "scratch" not in arguments:
+            if checked:
                 w.insert(scratch_at, self.scratch_allocation("batch", self.scratch_width))
         return self.scratch_width
 
-    def _body(self, w, arguments, with_loss, with_gradient):
+    def _body(self, w, arguments, with_loss, with_gradient, point="theta"):
+        """Forward (and loss, and back-propagation into ``gradient``) at the parameters in the flat array
+        ``point``; leaves the loss in ``loss``, or returns the output without ``with_loss``."""
         if self.model.noisy:
             if "noise_seed" in arguments:
                 w("if noise_seed >= 0:")
@@ -111,29 +127,28 @@ class NetworkModule(LossCode, OptimizerCode):
         if with_loss:
             w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
               else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
-        self.views(w)
+        self.views(w, point)
         if with_gradient:
-            self.views(w, source="gradient")
+            self.views(w, "gradient", prefix="grad_")
         self.forward(w, store_fprime=with_gradient)
         if not with_loss:
             w(f"return a{len(self.model.layers)}.copy()   # not a view: it would keep the whole scratch alive")
             return
         with self.innermost(self.model.layers[-1].n_out):
             self.loss(w, with_gradient)
-        self._flat_weight_views(w, with_gradient)
+        self._flat_weight_views(w, with_gradient, point)
         if with_gradient:
             self.backward(w)
         self.weight_decay(w, with_gradient)
-        w("return loss")
 
-    def checked(self, w, name, arguments):
+    def checked(self, w, name, arguments, scratch_width):
         """``name(...)``: :meth:`input_checks`, then the scratch array, then ``_name(..., scratch)``, the unchecked
         function that train_epoch calls (``fit`` checks its data once, not every batch again)."""
         with w.function(name, arguments):
             w(f'"""_{name} after checking the shapes of X and Y and that they hold no NaN or infinity."""')
             w("batch = X.shape[0]")
             self.input_checks(w, True, arguments)
-            w(self.scratch_allocation("batch", self.gradient_width))
+            w(self.scratch_allocation("batch", scratch_width))
             w(f"return _{name}({', '.join(arguments)}, scratch)")
 
     def flat_checks(self, w, arguments):
@@ -183,21 +198,21 @@ class NetworkModule(LossCode, OptimizerCode):
         noise = noise if self.model.noisy else ""
         self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
-        gradient_arguments = ["theta", "X", "Y", *self._noise_argument(), "gradient"]
-        self.gradient_width = self.function(w, "_loss_and_gradient", [*gradient_arguments, "scratch"],
-                                            "Mean loss; fills gradient (flat, same layout as theta) by "
-                                            "back-propagation; scratch holds the batch-sized arrays." + noise,
-                                            with_loss=True, with_gradient=True, checked=False)
-        self.checked(w, "loss_and_gradient", gradient_arguments)
+        self.function(w, "loss_and_gradient", ["theta", "X", "Y", *self._noise_argument(), "gradient"],
+                      "Mean loss; fills gradient (flat, same layout as theta) by back-propagation." + noise,
+                      with_loss=True, with_gradient=True)
         if self.optimizer is not None:
-            self.optimizer_step(w)
-            self.checked(w, "train_step", ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()])
-            self.epoch(w)
+            self.optimizer_functions(w)
+            step_arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
+            step_width = self.function(w, "_train_step", [*step_arguments, "scratch"], self.step_docstring() + noise,
+                                       with_loss=True, with_gradient=True, step=True)
+            self.checked(w, "train_step", step_arguments, step_width)
+            self.epoch(w, step_width)
         w.lines[kernel_at:kernel_at] = [line for text in kernels.texts_for(self.printer.used | self.kernels_used)
                                         for line in text.rstrip("\n").split("\n")]
         return "\n".join(w.lines) + "\n"
 
-    def epoch(self, w):
+    def epoch(self, w, step_width):
         """``train_epoch``: many steps in one compiled call, so no Python runs between steps."""
         tail = self._step_tail()
         noise = ["noise_seeds"] if self.model.noisy else []
@@ -210,7 +225,7 @@ class NetworkModule(LossCode, OptimizerCode):
             w("rows = order.shape[0]")
             w("Xb = np.empty((batch_size, X.shape[1]), dtype=X.dtype)")
             w("Yb = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)")
-            w(self.scratch_allocation("batch_size", self.gradient_width))
+            w(self.scratch_allocation("batch_size", step_width))
             w("for k in range(first, last):")
             with w.block():
                 w("low = k * batch_size")

@@ -1,4 +1,4 @@
-"""Optimizer code: ``_train_step``, the gradient (at a look-ahead point if the rule has one) and then the
+"""Optimizer code: a training step's arrays and hyper-parameters, the look-ahead point if the rule has one, and the
 optimizer's update rule in one loop over the flat parameter vector, with its per-step scalars computed once."""
 
 import sympy as sp
@@ -24,8 +24,8 @@ def _hoist(expr, scalars, hoisted):
 
 
 class OptimizerCode:
-    """Writes ``_train_step`` (a mixin of :class:`~symnet.generate.network.NetworkModule`, which gives ``optimizer``,
-    ``dtype`` and the noise argument of the step's signature, ``_noise_argument()``)."""
+    """Writes the optimizer's part of a training step (a mixin of :class:`~symnet.generate.network.NetworkModule`,
+    which gives ``optimizer`` and ``dtype``)."""
 
     def _step_tail(self):
         """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: ``work`` (the arrays of
@@ -33,36 +33,35 @@ class OptimizerCode:
         then the hyper-parameters), as :class:`~symnet.network.CompiledNetwork` holds them."""
         return ["work", "scalars"]
 
-    def optimizer_step(self, w):
+    def step_docstring(self):
         optimizer = self.optimizer
-        rule = optimizer.rule()
+        return (f"One {type(optimizer).__name__} step in place; returns the loss at the point where the gradient is "
+                f"evaluated.\nwork holds {', '.join(optimizer.buffer_names())} (each as long as theta); scalars holds "
+                f"{', '.join(optimizer.scalar_names())}; scratch the batch-sized arrays.")
+
+    def optimizer_functions(self, w):
+        """``_update`` (and ``_lookahead`` if the rule has a look-ahead point): small functions of their own, so
+        the optimizer's names never meet the back-propagation code's in one scope; LLVM inlines them."""
+        optimizer = self.optimizer
         name = type(optimizer).__name__
         elementwise = (optimizers.theta, optimizers.g, *optimizer.state)
-        scalars = set(optimizer.hyperparameters) | {optimizers.t}
+        if optimizer.lookahead is not None:
+            with w.function("_lookahead", ["theta", "work", "scalars"]):
+                w(f'"""The look-ahead point {optimizer.lookahead} of {name}, into the lookahead slot of work."""')
+                self._unpack(w, {"lookahead"} | {symbol.name for symbol in optimizer.lookahead.free_symbols})
+                point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
+                with w.loops(("k", "theta.shape[0]")):
+                    w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
+                w("return lookahead")
         hoisted = {}
-        rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in rule]
+        scalars = set(optimizer.hyperparameters) | {optimizers.t}
+        rule = [(target, _hoist(expr, scalars, hoisted)) for target, expr in optimizer.rule()]
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
         printer = NumbaPrinter(self.dtype, local)
-        arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail(), "scratch"]
-        seed = "".join(", " + name for name in self._noise_argument())
-        with w.function("_train_step", arguments):
-            w(f'"""One {name} step in place; returns the loss at the point where the gradient is evaluated.')
-            w(f"work holds {', '.join(optimizer.buffer_names())} (each as long as theta); scalars holds "
-              f'{", ".join(optimizer.scalar_names())}; scratch the batch-sized arrays of _loss_and_gradient."""')
-            w("length = theta.shape[0]")
-            for number, buffer in enumerate(optimizer.buffer_names()):
-                w(f"{buffer} = work[{number} * length:{number + 1} * length]")
-            for number, scalar in enumerate(optimizer.scalar_names()[1:], start=1):
-                w(f"{scalar} = scalars[{number}]" if self.dtype == "float64" else
-                  f"{scalar} = np.{self.dtype}(scalars[{number}])")
-            if optimizer.lookahead is None:
-                w(f"loss = _loss_and_gradient(theta, X, Y{seed}, gradient, scratch)")
-            else:
-                w(f"# look-ahead: the gradient is evaluated at {optimizer.lookahead}")
-                with w.loops(("k", "theta.shape[0]")):
-                    point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
-                    w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
-                w(f"loss = _loss_and_gradient(lookahead, X, Y{seed}, gradient, scratch)")
+        with w.function("_update", ["theta", "work", "scalars"]):
+            w(f'"""One {name} update of theta in place, from the gradient in the first slot of work."""')
+            used = set().union(*(expr.free_symbols | {target} for target, expr in optimizer.rule()))
+            self._unpack(w, {"gradient"} | {symbol.name for symbol in used})
             if optimizer.counts_steps:
                 w("scalars[0] += 1.0")
                 w("t = scalars[0]")
@@ -77,4 +76,26 @@ class OptimizerCode:
                     w(f"{local[target]} = {printer.doprint(expr)}")
                 for symbol in dict.fromkeys(target for target, _ in rule):
                     w(f"{symbol.name}[k] = {local[symbol]}")
-            w("return loss")
+
+    def _unpack(self, w, names):
+        """Those of the optimizer's arrays (slices of work) and hyper-parameters (from scalars) named in ``names``."""
+        w("length = theta.shape[0]")
+        for number, buffer in enumerate(self.optimizer.buffer_names()):
+            if buffer in names:
+                w(f"{buffer} = work[{number} * length:{number + 1} * length]")
+        for number, scalar in enumerate(self.optimizer.scalar_names()[1:], start=1):
+            if scalar in names:
+                w(f"{scalar} = scalars[{number}]" if self.dtype == "float64" else
+                  f"{scalar} = np.{self.dtype}(scalars[{number}])")
+
+    def step_prologue(self, w):
+        """The gradient's slot of work, and the look-ahead point if the rule has one; returns the name of the flat
+        array the gradient is evaluated at."""
+        w("gradient = work[:theta.shape[0]]")
+        if self.optimizer.lookahead is None:
+            return "theta"
+        w("lookahead = _lookahead(theta, work, scalars)")
+        return "lookahead"
+
+    def step_update(self, w):
+        w("_update(theta, work, scalars)")
