@@ -212,10 +212,18 @@ def settle(expr, ranges):
     return expr if args == list(expr.args) else expr.func(*args)
 
 
+def _free_indices(expr):
+    """The symbols ``expr``'s value is indexed by: those in the indices of its Indexed objects, except the
+    indices its sums bind."""
+    return {symbol for element in expr.atoms(sp.Indexed) for index in element.indices
+            for symbol in index.free_symbols} & expr.free_symbols
+
+
 def tidy(expr):
     """``expr`` with fewer and smaller sums, the same value: a sum of a summand without its index becomes a
     product (Σ_k c = K c), factors without the summed indices move out (Σ_i c·f = c Σ_i f), and sums over the same
-    limits added together become one (Σ_i f + Σ_i g = Σ_i (f + g))."""
+    limits added together become one (Σ_i f + Σ_i g = Σ_i (f + g)) when that gives the sum no new free index
+    (c[q]·Σ_i f[r, i] stays apart: merged, Σ_i would be evaluated for every q as well as every r)."""
     def outward(total):
         bound = {index_ for index_, _, _ in total.limits}
         inner = total.function
@@ -231,8 +239,10 @@ def tidy(expr):
     groups, rest = {}, []
     for part in sp.Add.make_args(expr):
         sums = [f for f in sp.Mul.make_args(part) if isinstance(f, sp.Sum)]
-        if len(sums) == 1 and not (part / sums[0]).has(*(index_ for index_, _, _ in sums[0].limits)):
-            groups.setdefault(sums[0].limits, []).append((part, part / sums[0] * sums[0].function))
+        coefficient = part / sums[0] if len(sums) == 1 else None
+        if coefficient is not None and not coefficient.has(*(index_ for index_, _, _ in sums[0].limits)) \
+                and _free_indices(coefficient) <= _free_indices(sums[0]):
+            groups.setdefault(sums[0].limits, []).append((part, coefficient * sums[0].function))
         else:
             rest.append(part)
     for limits, parts in groups.items():
