@@ -542,8 +542,8 @@ class CompiledNetwork:
         if function not in self._sealed:
             inputs = self._inputs(*inputs)
             inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-            with modules.first_compile(function, self.path):
-                result = function(theta, *inputs, *tail)
+            modules.compile_once(function, self.path, (theta, *inputs, *tail))
+            result = function(theta, *inputs, *tail)
             function.disable_compile()
             self._sealed.add(function)
             return result

@@ -258,3 +258,18 @@ def test_maxout_biases_start_at_zero_and_are_not_decayed():
     _, plain_grads = plain.loss_and_grad(params, X, Y)
     np.testing.assert_allclose(grads["b1"], plain_grads["b1"], rtol=1e-13, atol=0)
 
+
+
+@pytest.mark.parametrize("name", ["work", "theta", "lookahead", "scratch", "total", "a1", "grad_W"])
+def test_an_index_named_like_a_variable_of_the_generated_code_is_refused(name):
+    """The generated functions' variables share a scope with the layers' loop indices: an index ``work`` would
+    overwrite the optimizer's array, so the declaration is refused with the names to avoid."""
+    clashing = index(name)
+    W, b = sp.IndexedBase("W", real=True), sp.IndexedBase("b", real=True)
+
+    class Clashing(Layer):
+        forward_map = sp.Sum(W[i, clashing] * a[n, clashing], (clashing, 0, J_SIZE - 1)) + b[i]
+        parameter_shapes = {W: ("out", "in"), b: ("out",)}
+
+    with pytest.raises(ConfigurationError, match=f"the index '{name}' has the name of a variable"):
+        Clashing(3, 2)

@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import sympy as sp
@@ -389,14 +390,13 @@ def test_bench_refuses_a_config_named_twice(capsys):
 
 
 
-def test_a_module_is_locked_while_its_function_compiles_the_first_time(tmp_path):
+
+def test_a_module_is_locked_while_one_of_its_functions_compiles_and_only_then(tmp_path):
     """Processes that share a generated folder compile a function one at a time (the later ones then load Numba's
-    cache): ``<module>.lock`` is held around the first call only, and not at all once the function is compiled."""
+    cache): ``<module>.lock`` is held while the function compiles, released before it runs, and not taken at all
+    once the function is compiled."""
     import fcntl
     path = tmp_path / "network_0123456789abcdef.py"
-
-    class Function:
-        signatures = []
 
     def locked():
         with open(f"{path}.lock") as other:
@@ -406,9 +406,15 @@ def test_a_module_is_locked_while_its_function_compiles_the_first_time(tmp_path)
                 return True
             return False
 
-    with modules.first_compile(Function, path):
-        assert locked()
-    assert not locked()
-    Function.signatures = ["(array(float64, 1d, C),)"]
-    with modules.first_compile(Function, path):
-        assert not locked()
+    class Function:
+        signatures, compiled = [], []
+
+        def compile(self, signature):
+            self.compiled.append((signature, locked()))
+            self.signatures = [signature]
+
+    function = Function()
+    modules.compile_once(function, path, (np.zeros(3), 2))
+    assert function.compiled == [((numba.typeof(np.zeros(3)), numba.int64), True)] and not locked()
+    modules.compile_once(function, path, (np.zeros(3), 2))
+    assert len(function.compiled) == 1

@@ -25,7 +25,6 @@ only by users whose code you would run anyway (as with any ``__pycache__``).
 """
 
 import ast
-import contextlib
 import errno
 import functools
 import math
@@ -33,9 +32,12 @@ import hashlib
 import os
 import stat
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
+
+import numba
 
 try:
     import fcntl
@@ -180,25 +182,48 @@ def load(kind, digest, make_text, directory=None):
     return module, path, written
 
 
-@contextlib.contextmanager
-def first_compile(function, path):
-    """Around a call of ``function`` (a Numba dispatcher of the module at ``path``): while it has not been compiled
-    in this process, hold an exclusive lock on ``<path>.lock``.  Processes that start on the same model at once
-    (sweep workers, test workers) then compile it one after the other, and all but the first load what the first
-    wrote to Numba's cache (a fraction of a second) instead of compiling it again (seconds)."""
-    if fcntl is None or function.signatures:
-        yield
+LOCK_WAIT_SECONDS = 120
+"""How long a process waits for another's compile of the same module before compiling it itself."""
+
+
+def compile_once(function, path, arguments):
+    """Compile ``function`` (a Numba dispatcher of the module at ``path``) for the types of ``arguments`` unless it
+    already is, holding a lock on ``<path>.lock`` meanwhile: processes that share a generated folder then compile
+    it one after the other, and all but the first load what the first wrote to Numba's cache (a fraction of a
+    second) instead of compiling it again (seconds).  Only the compile is locked, never the call that follows."""
+    if function.signatures:
         return
+    signature = tuple(numba.typeof(argument) for argument in arguments)
+    descriptor = _lock(path)
     try:
-        descriptor = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError:        # a read-only folder or a planted link: compile without the lock
-        yield
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        function.compile(signature)     # loads Numba's cache when another process has just written it
     finally:
-        os.close(descriptor)     # closing releases the lock
+        if descriptor is not None:
+            os.close(descriptor)        # closing releases the lock
+
+
+def _lock(path):
+    """An open descriptor of ``<path>.lock`` holding an exclusive lock, or None where there is none to take (no
+    fcntl, a read-only folder, a planted link, a file system without locks) or after LOCK_WAIT_SECONDS."""
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)   # the umask applies
+    except OSError:
+        return None
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        except OSError:
+            break
+    os.close(descriptor)
+    return None
 
 
 def _read_regular(path):

@@ -41,7 +41,9 @@ class OptimizerCode:
 
     def optimizer_functions(self, w):
         """``_update`` (and ``_lookahead`` if the rule has a look-ahead point): small functions of their own, so
-        the optimizer's names never meet the back-propagation code's in one scope; LLVM inlines them."""
+        the optimizer's own names (state arrays such as Adam's ``r``, hyper-parameters, ``t``) never meet the
+        back-propagation code's loop indices in one scope (the names that do, ``theta``, ``work``, ``scalars``,
+        ``gradient``, ``lookahead``, are refused as layer indices); LLVM inlines them."""
         optimizer = self.optimizer
         name = type(optimizer).__name__
         elementwise = (optimizers.theta, optimizers.g, *optimizer.state)

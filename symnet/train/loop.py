@@ -23,7 +23,7 @@ import numpy as np
 
 from symnet.datasets import labels_of, split
 from symnet.errors import ConfigurationError, quoted
-from symnet.generate.modules import first_compile
+from symnet.generate.modules import compile_once
 from symnet.network import check_seed, copy_back
 from symnet.train import checkpoint as checkpoints
 
@@ -280,9 +280,9 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
 
     def run(order, noise, first, last):
         """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step."""
-        with first_compile(net.module.train_epoch, net.path):
-            return net.module.train_epoch(packed.flat, X, Y, order, batch_size, first, last, *noise, losses,
-                                          *arguments)
+        epoch_arguments = (packed.flat, X, Y, order, batch_size, first, last, *noise, losses, *arguments)
+        compile_once(net.module.train_epoch, net.path, epoch_arguments)
+        return net.module.train_epoch(*epoch_arguments)
 
     with progress:   # the bar is closed however training ends
         previous = None      # (snapshot, order, noise) of the epoch before, to step back across its end
