@@ -234,6 +234,22 @@ def _numba_activation(kind, z, fprime):
 
 
 @numba.njit(cache=True)
+def _numba_softmax_cross_entropy_row(out, Y, delta, n, batch):
+    """Row n's −Σ_k y_k log softmax(o)_k (shifted by the row's max), and δ[n] = (softmax(o) − y) / batch."""
+    m = out[n, 0]
+    for k in range(1, out.shape[1]):
+        m = max(m, out[n, k])
+    total = 0.0
+    for k in range(out.shape[1]):
+        total += np.exp(out[n, k] - m)
+    loss = 0.0
+    for k in range(out.shape[1]):
+        loss -= Y[n, k] * (out[n, k] - m - np.log(total))
+        delta[n, k] = (np.exp(out[n, k] - m) / total - Y[n, k]) / batch
+    return loss
+
+
+@numba.njit(cache=True)
 def _numba_step(Ws, bs, X, Y, kind, softmax, lr):
     depth = len(Ws)
     acts = [X]
@@ -254,15 +270,7 @@ def _numba_step(Ws, bs, X, Y, kind, softmax, lr):
     loss = 0.0
     for n in range(batch):
         if softmax:
-            m = out[n, 0]
-            for k in range(1, out.shape[1]):
-                m = max(m, out[n, k])
-            total = 0.0
-            for k in range(out.shape[1]):
-                total += np.exp(out[n, k] - m)
-            for k in range(out.shape[1]):
-                loss -= Y[n, k] * (out[n, k] - m - np.log(total))
-                delta[n, k] = (np.exp(out[n, k] - m) / total - Y[n, k]) / batch
+            loss += _numba_softmax_cross_entropy_row(out, Y, delta, n, batch)
         else:
             for k in range(out.shape[1]):
                 d = out[n, k] - Y[n, k]
@@ -385,15 +393,7 @@ def _numba_cnn_step(W1, b1, W4, b4, X, Y, padding, pool, lr):
     for n in range(batch):
         for k in range(out.shape[1]):
             out[n, k] += b4[k]
-        m = out[n, 0]
-        for k in range(1, out.shape[1]):
-            m = max(m, out[n, k])
-        total = 0.0
-        for k in range(out.shape[1]):
-            total += np.exp(out[n, k] - m)
-        for k in range(out.shape[1]):
-            loss -= Y[n, k] * (out[n, k] - m - np.log(total))
-            delta[n, k] = (np.exp(out[n, k] - m) / total - Y[n, k]) / batch
+        loss += _numba_softmax_cross_entropy_row(out, Y, delta, n, batch)
     grad_W4 = np.dot(delta.T, a3)
     delta3 = np.dot(delta, W4)
     # δ through the pooling (to the chosen entry) and the ReLU

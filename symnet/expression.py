@@ -271,25 +271,17 @@ class CompiledExpression:
 
     def _source(self, digest):
         d = self.derivation
-        taken = set()
-        names = {s: python_name(s.name, taken) for s in self.inputs}
-        for target, _ in d.reverse.assignments:
-            names[target] = python_name(target.name, taken)
-        printer = NumbaPrinter(self.dtype, names)
+        names, printer = _pointwise_names(self.inputs, d.reverse.assignments, self.dtype)
         formulas = [f"    f = {_formula(d.expr)}"]
         formulas += [f"    ∂f/∂{_formula(v)} = {_formula(g)}" for v, g in zip(d.wrt, d.simplified)]
         description = "\nValue and gradient of\n\n" + "\n".join(formulas) + "\n"
         forward_count = d.reverse.forward_length
-        lines = [modules.header(f"Value and gradient of f = {_formula(d.expr)}", digest, description), "",
-                 "@numba.njit(cache=True, error_model=\"numpy\")   # x/0 gives inf or nan, as in NumPy",
-                 "def value_and_gradient(inputs):",
-                 f'    """inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)});'
-                 f' returns f[i] and gradient[k, i] = ∂f/∂({", ".join(_formula(v) for v in d.wrt)})[k]."""',
-                 "    n = inputs.shape[1]",
-                 f"    value = np.empty(n, dtype=np.{self.dtype})",
-                 f"    gradient = np.empty(({len(d.wrt)}, n), dtype=np.{self.dtype})",
-                 "    for i in range(n):"]
-        lines += [f"        {names[s]} = inputs[{k}, i]" for k, s in enumerate(self.inputs)]
+        wrt = ", ".join(_formula(v) for v in d.wrt)
+        docstring = (f'inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)}); returns f[i] and '
+                     f"gradient[k, i] = ∂f/∂({wrt})[k].")
+        lines = _pointwise_head(modules.header(f"Value and gradient of f = {_formula(d.expr)}", digest, description),
+                                "value_and_gradient", docstring, {"value": "n", "gradient": f"({len(d.wrt)}, n)"},
+                                self.inputs, names, self.dtype)
         lines.append(f"        # forward pass: f = {_formula(d.expr)}")
         for target, rhs in d.reverse.assignments[:forward_count]:
             lines.append(f"        {names[target]} = {printer.doprint(rhs)}")
@@ -312,6 +304,27 @@ class CompiledExpression:
         inputs, shape = _points(self.inputs, values, self.dtype)
         value, gradient = self.function(inputs)
         return value.reshape(shape), gradient.reshape((len(self.derivation.wrt), *shape))
+
+
+def _pointwise_names(inputs, assignments, dtype):
+    """Python names for the input symbols and the assignments' targets (escaped, distinct), and a printer using
+    them."""
+    taken = set()
+    names = {s: python_name(s.name, taken) for s in inputs}
+    for target, _ in assignments:
+        names[target] = python_name(target.name, taken)
+    return names, NumbaPrinter(dtype, names)
+
+
+def _pointwise_head(header, name, docstring, outputs, inputs, names, dtype):
+    """A pointwise module's lines up to the body of its loop over points: the header, ``def name(inputs)``, the
+    output arrays (``{name: shape text}``) and each input read from ``inputs[k, i]``."""
+    lines = [header, "", "@numba.njit(cache=True, error_model=\"numpy\")   # x/0 gives inf or nan, as in NumPy",
+             f"def {name}(inputs):", f'    """{docstring}"""', "    n = inputs.shape[1]"]
+    lines += [f"    {output} = np.empty({shape}, dtype=np.{dtype})" for output, shape in outputs.items()]
+    lines.append("    for i in range(n):")
+    lines += [f"        {names[s]} = inputs[{k}, i]" for k, s in enumerate(inputs)]
+    return lines
 
 
 def _points(symbols, values, dtype):
@@ -345,24 +358,16 @@ class CompiledJacobian:
 
     def _source(self, digest):
         j = self.jacobian
-        taken = set()
-        names = {s: python_name(s.name, taken) for s in self.inputs}
-        for target, _ in j.cse.assignments:
-            names[target] = python_name(target.name, taken)
-        printer = NumbaPrinter(self.dtype, names)
+        names, printer = _pointwise_names(self.inputs, j.cse.assignments, self.dtype)
         what = f"Hessian of f = {_formula(j.of)}" if j.symmetric else "Jacobian of the functions"
         description = "\n" + what + "\n\n" + "\n".join(f"    f{i} = {_formula(f)}" for i, f in enumerate(j.functions)) + "\n"
         rows, columns = j.matrix.shape
-        lines = [modules.header(what, digest, description), "",
-                 "@numba.njit(cache=True, error_model=\"numpy\")   # x/0 gives inf or nan, as in NumPy",
-                 "def values_and_matrix(inputs):",
-                 f'    """inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)}); returns values[r, i] '
-                 f'= f_r and matrix[r, c, i] = ∂f_r/∂({", ".join(_formula(v) for v in j.wrt)})[c]."""',
-                 "    n = inputs.shape[1]",
-                 f"    values = np.empty(({rows}, n), dtype=np.{self.dtype})",
-                 f"    matrix = np.empty(({rows}, {columns}, n), dtype=np.{self.dtype})",
-                 "    for i in range(n):"]
-        lines += [f"        {names[s]} = inputs[{k}, i]" for k, s in enumerate(self.inputs)]
+        wrt = ", ".join(_formula(v) for v in j.wrt)
+        docstring = (f'inputs[k, i] is point i of ({", ".join(names[s] for s in self.inputs)}); returns values[r, i] '
+                     f"= f_r and matrix[r, c, i] = ∂f_r/∂({wrt})[c].")
+        lines = _pointwise_head(modules.header(what, digest, description), "values_and_matrix", docstring,
+                                {"values": f"({rows}, n)", "matrix": f"({rows}, {columns}, n)"}, self.inputs, names,
+                                self.dtype)
         lines += [f"        {names[target]} = {printer.doprint(rhs)}" for target, rhs in j.cse.assignments]
         outputs = list(j.cse.outputs)
         for r in range(rows):

@@ -69,3 +69,28 @@ def test_layer_norm_declaration():
         sn.Sequential([sn.Dense(3, 5), sn.LayerNorm(4)])
     text = sn.Sequential([sn.Dense(3, 4), sn.LayerNorm(4)], loss="mse").latex()
     assert r"\sqrt{" in text and r"\frac{\partial L}{\partial {scale_{2}}_{p}}" in text
+
+
+
+def test_tidy_merges_sums_only_when_no_free_index_is_added():
+    """Σ_i f[r, i] + c[r]·Σ_i g[r, i] is one sum per row; with d[r, q] merged in it would be one per (r, q), the
+    O(B·I²) loop LayerNorm's input VJP had.  Both keep their value (NumPy sums of random numbers)."""
+    import sympy as sp
+    from symnet.indexed import tidy
+    r, q, i = sp.symbols("r q i", integer=True)
+    f, g, c, d = (sp.IndexedBase(name, real=True) for name in "fgcd")
+    per_row = tidy(sp.Sum(f[r, i], (i, 0, 2)) + c[r] * sp.Sum(g[r, i], (i, 0, 2)))
+    per_cell = tidy(sp.Sum(f[r, i], (i, 0, 2)) + d[r, q] * sp.Sum(g[r, i], (i, 0, 2)))
+    assert len(per_row.atoms(sp.Sum)) == 1 and len(per_cell.atoms(sp.Sum)) == 2
+    rng = np.random.default_rng(0)
+    arrays = {"f": rng.normal(size=(2, 3)), "g": rng.normal(size=(2, 3)), "c": rng.normal(size=2),
+              "d": rng.normal(size=(2, 2))}
+
+    def value(expr):
+        expr = expr.subs({r: 1, q: 0}).doit()
+        return float(expr.replace(lambda e: isinstance(e, sp.Indexed),
+                                  lambda e: arrays[str(e.base)][tuple(int(k) for k in e.indices)]))
+
+    F, G = arrays["f"][1].sum(), arrays["g"][1].sum()
+    assert value(per_row) == pytest.approx(F + arrays["c"][1] * G, rel=1e-12)
+    assert value(per_cell) == pytest.approx(F + arrays["d"][1, 0] * G, rel=1e-12)

@@ -20,10 +20,15 @@ from symnet.errors import ConfigurationError, DifferentiationError, ExpressionEr
 
 t = symbol("t")
 """The input symbol of the catalogue's activations."""
-GENERATED_NAMES = frozenset({"W", "b", "a", "z", "c", "dz", "delta", "term", "piece", "mask", "sum", "fprime",
-                             "theta", "gradient", "lookahead", "work", "scalars", "row", "rows", "X", "Y", "k", "n",
-                             "i", "j", "m", "p", "q", "r", "s", "v", "x", "y", "e", "g", "P", "Q", "total", "batch",
-                             "loss", "weight", "upstream", "size", "low", "order", "source", "length", "step"})
+GENERATED_VARIABLES = frozenset({
+    "theta", "gradient", "lookahead", "work", "scalars", "scratch", "X", "Y", "batch", "inv_batch", "loss", "total",
+    "length", "noise_seed", "noise_seeds", "lane", "best", "choice", "choice_k", "m", "z", "weight", "upstream",
+    "size", "low", "order", "source", "rows", "row", "column", "first", "last", "losses", "batch_size", "Xb", "Yb",
+    "Xk", "Yk"})
+"""Variables of the generated functions that are not loop indices (a layer index must not be one of them)."""
+GENERATED_NAMES = GENERATED_VARIABLES | frozenset({
+    "W", "b", "a", "c", "dz", "delta", "term", "piece", "mask", "sum", "fprime", "k", "n", "i", "j", "p", "q", "r",
+    "s", "v", "x", "y", "e", "g", "P", "Q", "step"})
 """Names the network generator gives its own arrays and variables (a trainable parameter γ of layer l is held in
 arrays ``γl`` and ``grad_γl``, which must not be one of them)."""
 

@@ -84,17 +84,10 @@ def _shape_text(shape):
     return "×".join(map(str, shape))
 
 
-GENERATED_VARIABLES = frozenset({
-    "theta", "gradient", "lookahead", "work", "scalars", "scratch", "X", "Y", "batch", "inv_batch", "loss", "total",
-    "length", "noise_seed", "noise_seeds", "lane", "best", "choice", "choice_k", "m", "z", "weight", "upstream",
-    "size", "low", "order", "source", "rows", "row", "column", "first", "last", "losses", "batch_size", "Xb", "Yb",
-    "Xk", "Yk"})
-"""Variables of the generated functions that are not loop indices: a layer's index of one of these names (or
-ending in a digit, like the arrays a1, z2, sigma0, or starting with grad_ or theta_) would overwrite it."""
-
-
 def _generated_variable(name):
-    return name in GENERATED_VARIABLES or name[-1:].isdigit() or name.startswith(("grad_", "theta_"))
+    """A layer index of this name would overwrite a variable of the generated functions (or an array: a1, z2,
+    sigma0, grad_W1, theta_W1)."""
+    return name in activations.GENERATED_VARIABLES or name[-1:].isdigit() or name.startswith(("grad_", "theta_"))
 
 
 def _index_symbols(expr):
@@ -140,10 +133,10 @@ class Layer:
     def _configure(self, activation, init):
         clash = sorted(name for name in map(str, _index_symbols(self.forward_map)) if _generated_variable(name))
         if clash:
+            avoid = ", ".join(sorted(activations.GENERATED_VARIABLES))
             raise ConfigurationError(f"{type(self).__name__}: the index {quoted(clash[0])} has the name of a variable "
-                                     "of the generated code; name indices with letters that are not "
-                                     f"{', '.join(sorted(GENERATED_VARIABLES))}, not ending in a digit and not "
-                                     "starting with grad_ or theta_")
+                                     f"of the generated code; name indices with letters that are not {avoid}, not "
+                                     "ending in a digit and not starting with grad_ or theta_")
         self.activation = activations.get(activation)
         if init is not None and init not in INITIALISERS:
             raise ConfigurationError(f"{type(self).__name__}: unknown initialisation {quoted(init)}; known: "
