@@ -1,7 +1,9 @@
-"""Layer normalisation against the vanishing gradient: a deep tanh network (64-64-64-64-64-10) on the digits,
-with and without a LayerNorm after every hidden layer.  Prints ‖∂L/∂W_l‖ of each Dense layer at initialisation
-(the notes' vanishing gradient: δ shrinks on its way down) and trains both with plain SGD, printing the loss and
-test accuracy per epoch.  LayerNorm's backward pass through μ and σ² is derived by SymPy from its map.
+"""Normalisation against the vanishing gradient: a deep tanh network (64-64-64-64-64-10) on the digits, plain,
+with a LayerNorm after every hidden layer, and with a BatchNorm there.  Prints ‖∂L/∂W_l‖ of each Dense layer at
+initialisation (the notes' vanishing gradient: δ shrinks on its way down; BatchNorm in training mode, normalising
+with the batch's statistics) and trains the three with plain SGD, printing the loss and test accuracy per epoch
+(BatchNorm predicts with its running statistics).  The backward passes through μ and σ², per sample (LayerNorm)
+and across the batch (BatchNorm), are derived by SymPy from the layers' maps.
 
     python examples/layer_norm.py [--quick] [--out DIR]
 """
@@ -14,12 +16,12 @@ from symnet.text import format_table
 from common import arguments, plot_curves
 
 
-def network(hidden, width, normalised):
+def network(hidden, width, normalisation):
     layers = []
     for k in range(hidden):
         layers.append(sn.Dense(64 if k == 0 else width, width, "tanh"))
-        if normalised:
-            layers.append(sn.LayerNorm(width))
+        if normalisation is not None:
+            layers.append(normalisation(width))
     return sn.Sequential(layers + [sn.Dense(width, 10)], loss="softmax_cross_entropy")
 
 
@@ -28,11 +30,12 @@ def main(argv=None):
     hidden, epochs = (1, 3) if args.quick else (5, 30)
     X, Y, X_test, Y_test, _ = builtin("digits").prepared_data()
     norms, losses, accuracy = {}, {}, {}
-    for label, normalised in (("tanh", False), ("tanh + LayerNorm", True)):
-        model = network(hidden, 64, normalised)
+    for label, normalisation in (("tanh", None), ("tanh + LayerNorm", sn.LayerNorm),
+                                 ("tanh + BatchNorm", sn.BatchNorm)):
+        model = network(hidden, 64, normalisation)
         net = model.compile(optimizer=sn.optim.SGD(lr=0.05))
         params = net.init(seed=0)
-        _, grads = net.loss_and_grad(params, X[:256], Y[:256])
+        _, grads = net.loss_and_grad(params, X[:256], Y[:256], noise_seed=0)   # as in training
         dense = [number for number, layer in enumerate(model.layers, start=1) if isinstance(layer, sn.Dense)]
         norms[label] = [float(np.linalg.norm(grads[f"W{number}"])) for number in dense]
         history = sn.fit(net, params, X, Y, epochs=epochs, batch_size=32, seed=0, verbose=False)

@@ -28,19 +28,21 @@ def vjp_targets(layer):
     return {base: (indices[:len(extents)], extents) for base, (indices, extents) in targets.items()}
 
 
-def symbolic_vjps(layer):
+def symbolic_vjps(layer, evaluation=False):
     """``{base: (indices, contracted expression)}`` for the input ``a`` and every forward-map parameter of
-    ``layer``, in its declared size symbols."""
+    ``layer``, in its declared size symbols; with ``evaluation``, of the map outside training (when the layer
+    declares one: BatchNorm's running statistics)."""
     targets = tuple((base, *target) for base, target in vjp_targets(layer).items())
     ranges = tuple((index_, layer.extents[index_]) for index_ in layer.output_indices[1:])
-    return _derived(layer.forward_map, targets, layer.output_indices, ranges)
+    chosen = layer.evaluation_map if evaluation and layer.evaluation_map is not None else layer.forward_map
+    return _derived(chosen, targets, layer.output_indices, ranges)
 
 
-def vjps(layer):
+def vjps(layer, evaluation=False):
     """:func:`symbolic_vjps` with ``layer``'s sizes put in, the guards they decide settled and the sums tidied
     (:func:`~symnet.indexed.tidy`): what the generated code evaluates and ``model.latex()`` prints."""
     values = layer.size_values()
-    derived = symbolic_vjps(layer)
+    derived = symbolic_vjps(layer, evaluation)
     result = {}
     for base, (indices, extents) in vjp_targets(layer).items():
         ranges = {index_: (0, sp.Integer(extent) - 1 if isinstance(extent, int) else extent.xreplace(values) - 1)

@@ -21,7 +21,7 @@ from symnet.network import CompiledNetwork, Parameters
 METHODS = ("central", "richardson")
 SAMPLE_LIMIT = 2000     # networks with more parameters are checked on a seeded sample of this many coordinates
 SAMPLE_SEED = 0
-NOISE_SEED = 0          # the dropout masks of a noisy network when no noise_seed is given
+NOISE_SEED = 0          # the training mode (dropout masks, batch statistics) checked when no noise_seed is given
 
 # (rtol, atol) by dtype.  float64: central differences at h = ε^(1/3) are good to about 1e-10 on losses of
 # order 1.  float32: the loss itself is only good to a few ulps (1e-7 relative) and the best central difference
@@ -150,12 +150,13 @@ def check_gradient(net, params, X, Y, *, method="central", eps=None, rtol=None, 
         raise ConfigurationError(f"raise_on_failure must be True or False, got {quoted(raise_on_failure)}")
 
     notes = []
-    noisy = net.model.noisy
+    training_mode = net.model.training_mode
     net.noise(noise_seed)                                   # validates it
-    if noisy and noise_seed is None:
+    if training_mode and noise_seed is None:
         noise_seed = NOISE_SEED
-        notes.append(f"dropout masks fixed by noise_seed = {NOISE_SEED} (none was given)")
-    elif not noisy:
+        fixed = "dropout masks fixed" if net.model.noisy else "checked in training mode (batch statistics)"
+        notes.append(f"{fixed} by noise_seed = {NOISE_SEED} (none was given)")
+    elif not training_mode:
         if noise_seed is not None:
             notes.append(f"noise_seed = {noise_seed} ignored: the network has no dropout")
         noise_seed = None

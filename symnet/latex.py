@@ -2,11 +2,22 @@
 
 import re
 
-from sympy.printing.latex import LatexPrinter
+from sympy.printing.latex import LatexPrinter, greek_letters_set
 
 
 class _Latex(LatexPrinter):
-    """SymPy's LaTeX, with the step written H(x) (symnet's H(0) = 0) instead of θ(x, 0)."""
+    """SymPy's LaTeX, with the step written H(x) (symnet's H(0) = 0) instead of θ(x, 0), and a name of words of three
+    letters or more joined by underscores kept whole (``running_mean2`` as running_mean with subscript 2, not
+    running with subscript mean2; ``x_max`` and ``alpha_1`` as SymPy prints them)."""
+
+    def _deal_with_super_sub(self, string, style="plain"):
+        words, digits = re.fullmatch(r"(.*?)(\d*)", string).groups()
+        parts = words.split("_")
+        if len(parts) < 2 or parts[0].lower() in greek_letters_set or not all(
+                len(part) >= 3 and part.isascii() and part.isalpha() for part in parts):
+            return super()._deal_with_super_sub(string, style=style)
+        name = r"\mathrm{" + words.replace("_", r"\_") + "}"
+        return f"{name}_{{{digits}}}" if digits else name
 
     def _print_Heaviside(self, expr, exp=None):
         text = rf"H\left({self._print(expr.args[0])}\right)"

@@ -17,7 +17,8 @@ import sympy as sp
 
 from symnet.declare import layers as L
 from symnet.declare import losses
-from symnet.declare.layers import INITIALISERS, Dense, Layer, SizedByPredecessor, is_weight, parameter_layout
+from symnet.declare.layers import (INITIALISERS, Dense, Layer, SizedByPredecessor, is_weight, parameter_layout,
+                                   trainable_size)
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
@@ -179,13 +180,30 @@ class Sequential:
 
     @property
     def noisy(self):
-        """True when a layer draws noise in training (Dropout): the generated functions then take a noise seed."""
+        """True when a layer draws noise in training (Dropout)."""
         return any(layer.noise is not None for layer in self.layers)
 
     @property
+    def has_evaluation_maps(self):
+        """True when a layer has a map of its own outside training (BatchNorm's running statistics)."""
+        return any(layer.evaluation_map is not None for layer in self.layers)
+
+    @property
+    def training_mode(self):
+        """True when a layer computes differently in training (Dropout's noise, BatchNorm's batch statistics): the
+        generated functions then take a noise seed, ≥ 0 for training, −1 outside it."""
+        return any(layer.training_mode for layer in self.layers)
+
+    @property
+    def min_training_batch(self):
+        """The fewest samples a training step takes (2 with BatchNorm: its running variance is unbiased)."""
+        return max(layer.min_training_batch for layer in self.layers)
+
+    @property
     def parameter_count(self):
-        """How many numbers the network learns (the length of the flat parameter vector)."""
-        return sum(int(np.prod(shape)) for layer in self.layers for _, shape in layer.parameters)
+        """How many numbers the network learns (the trainable prefix of the flat parameter vector; non-trainable
+        state such as BatchNorm's running statistics follows it)."""
+        return trainable_size(self.layers)
 
     def describe(self):
         """Sizes, activations, loss and weight decay in one line, e.g. ``2-16-1 (tanh, identity; mse)``."""
@@ -275,7 +293,8 @@ class Sequential:
         """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, output and δ."""
         names = {L.a: sp.IndexedBase("X" if number == 1 else f"a{number - 1}", real=True),
                  L.delta: self._latex_delta(number)}
-        names.update({base: sp.IndexedBase(f"{base}{number}", real=True) for base, _ in layer.parameters})
+        names.update({base: sp.IndexedBase(f"{base}{number}", real=True)
+                      for base, _ in (*layer.parameters, *layer.state)})
         if layer.noise is not None:
             names[layer.noise] = sp.IndexedBase(f"{layer.noise}{number}", real=True)
         return names
@@ -299,6 +318,14 @@ class Sequential:
         declared = latex(layer.sized_map().xreplace(names))
         z = sp.IndexedBase(f"z{number}", real=True)
         lines = [rf"{latex(z[layer.output_indices])} = {declared}"]
+        if layer.evaluation_map is not None:
+            outside = latex(layer.sized_map(evaluation=True).xreplace(names))
+            lines[0] += r" \text{ in training}"
+            lines.append(rf"{latex(z[layer.output_indices])} = {outside} \text{{ outside training}}")
+        for base, _ in layer.state:
+            update = latex(layer.sized(layer.state_updates[base]).xreplace(names))
+            lines.append(rf"{latex(names[base][layer.output_indices[1:]])} = {update} "
+                         r"\text{ after each training step}")
         if layer.noise is not None:
             mask = latex(names[layer.noise][L.n, L.i])
             lines.append(rf"{mask} = {latex(layer.noise_sample())} \text{{ in training, }} {latex(L.UNIFORM)} "
@@ -393,7 +420,8 @@ class CompiledNetwork:
         self.module, self.path, self.written = modules.load(
             "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
             directory)
-        self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.noisy, set()
+        self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.training_mode, set()
+        self._min_batch = model.min_training_batch
         self._sample_shape = model.input_shape if len(model.input_shape) > 1 else None   # images: read as rows
         self.optimizer_state = {}
         if optimizer is not None:
@@ -410,9 +438,14 @@ class CompiledNetwork:
 
     def __repr__(self):
         """The summary: network, dtype, parameters, optimizer and generated module."""
-        shapes = ", ".join(f"{name} {shape}" for name, _, _, shape in self.layout)
+        state = set(L.state_names(self.model.layers))
+
+        def listed(in_state):
+            return ", ".join(f"{name} {shape}" for name, _, _, shape in self.layout if (name in state) == in_state)
+        trainable = self.model.parameter_count
         return "\n".join([f"CompiledNetwork {self.model.describe()}, {self.dtype}",
-                          f"  parameters: {self.size:,} ({shapes})",
+                          f"  parameters: {trainable:,} ({listed(False)})",
+                          *([f"  state: {self.size - trainable:,} ({listed(True)})"] if state else []),
                           f"  optimizer: {self.optimizer!r}" if self.optimizer is not None else "  optimizer: none",
                           f"  module: {self.path}"])
 
@@ -441,7 +474,8 @@ class CompiledNetwork:
 
     def init(self, seed=0, scheme=None):
         """Fresh parameters: weights (rank ≥ 2, or as the layer names them) by ``scheme`` (default per activation: He for the ReLU family,
-        Xavier/Glorot uniform otherwise), biases 0, trainable activation parameters at their initial values.
+        Xavier/Glorot uniform otherwise), biases 0, trainable activation parameters at their initial values, state at
+        its declared start (BatchNorm's running mean 0, running variance 1).
         Seeded and reproducible.
 
         Xavier normal: σ² = 2/(n_in + n_out); Xavier uniform: U(±√(6/(n_in + n_out))); He normal: σ² = 2/n_in,
@@ -460,6 +494,8 @@ class CompiledNetwork:
                     params[f"{base}{number}"][...] = _initial_weights(rng, chosen, *layer.fans(), shape)
                 elif base in layer.initial:
                     params[f"{base}{number}"][...] = layer.initial[base]
+            for base, _ in layer.state:
+                params[f"{base}{number}"][...] = layer.initial.get(base, 0)
             for symbol, spec in layer.activation.parameters:
                 params[f"{symbol.name}{number}"][...] = spec.initial
         return params
@@ -566,8 +602,8 @@ class CompiledNetwork:
         return self._call(self.module.predict, self._packed(params).flat, (X,), ())
 
     def noise(self, noise_seed):
-        """The generated functions' noise argument: ``()`` without Dropout; else ``(seed,)``, −1 (no dropout) for
-        None."""
+        """The generated functions' noise argument: ``()`` for a network without a training mode (Dropout,
+        BatchNorm); else ``(seed,)``, −1 (outside training) for None."""
         if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
                                        or not 0 <= noise_seed < 2**31):
             raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
@@ -576,7 +612,8 @@ class CompiledNetwork:
         return (-1,) if noise_seed is None else (int(noise_seed),)
 
     def loss(self, params, X, Y, noise_seed=None):
-        """Mean loss over the batch (with the weight-decay term); with ``noise_seed``, dropout masks drawn from it."""
+        """Mean loss over the batch (with the weight-decay term).  With ``noise_seed`` the network runs as in training:
+        dropout masks drawn from it, BatchNorm's batch statistics; without, as outside training."""
         noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
         return self._call(self.module.loss_value, self._packed(params).flat, (X, Y), noise)
 
@@ -603,13 +640,17 @@ class CompiledNetwork:
     def step(self, params, X, Y, noise_seed=None):
         """One training step in place (forward, back-propagation, optimizer update); returns the loss before it.
 
-        Dropout is active: its masks are drawn from ``noise_seed``, or from the network's own seeded sequence.
+        Dropout is active: its masks are drawn from ``noise_seed``, or from the network's own seeded sequence;
+        BatchNorm normalises with the batch's statistics and updates its running statistics.
         """
         if self.optimizer is None:
             raise ConfigurationError("this network was compiled without an optimizer; "
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
         if self._synced != self.optimizer.version:
             self.step_arguments()
+        if self._min_batch > 1 and hasattr(X, "__len__") and len(X) < self._min_batch:
+            raise ShapeError(f"a training step of {self.model.describe()} takes at least {self._min_batch} samples "
+                             f"(BatchNorm's running variance is unbiased: N − 1 divides it); got {len(X)}")
         if noise_seed is None and not self._noisy:
             tail = self._step_tail
         else:

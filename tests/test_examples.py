@@ -118,9 +118,10 @@ def test_custom_layer(tmp_path):
 def test_layer_norm(tmp_path):
     norms, losses, accuracy = run("layer_norm", tmp_path)
     assert figures(tmp_path) == ["layer_norm_loss.png"]
-    assert [len(values) for values in norms.values()] == [2, 2]        # 1 hidden Dense layer and the output
-    # the normalised network's training loss falls faster under the same SGD
+    assert [len(values) for values in norms.values()] == [2, 2, 2]     # 1 hidden Dense layer and the output
+    # the normalised networks' training loss falls faster under the same SGD
     assert losses["tanh + LayerNorm"][-1] < losses["tanh"][-1]
+    assert losses["tanh + BatchNorm"][-1] < losses["tanh"][-1]
     assert min(accuracy.values()) > 0.8
 
 

@@ -36,6 +36,7 @@ def size(name):
 
 
 n, i, j, k, p, q, r = (index(name) for name in "nijkpqr")
+f, h = index("f"), index("h")   # a batch statistic's sample indices
 c, d, y, x, u, v = (index(name) for name in "cdyxuv")
 N = size("N")         # batch size
 I_SIZE = size("I")    # output units
@@ -45,6 +46,7 @@ C_OUT, C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, S_H, S_W = (
     size(name) for name in ("C", "D", "H", "W", "H_o", "W_o", "K_h", "K_w", "s_h", "s_w"))
 P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", "p_w"))
 EPS = sp.Symbol("epsilon", positive=True)   # a normalisation's ε
+MOMENTUM = sp.Symbol("momentum", nonnegative=True)   # how far a running statistic moves toward the batch's per step
 UNIFORM = sp.Symbol("uniform", real=True)    # a draw from [0, 1), one per entry of a layer's noise (not an index name)
 RANGES = {i: I_SIZE, k: K_SIZE}
 """The extent of each output index of a forward map (a layer's ``extents``)."""
@@ -119,6 +121,10 @@ class Layer:
     initial = {}              # {base: the value a parameter that is not a weight starts at}; others start at 0
     noise = None              # an IndexedBase drawn afresh in every training step (Dropout's mask), or None:
     noise_off = 1             # its value outside training; in training :meth:`noise_sample` of a uniform draw
+    evaluation_map = None     # the map outside training when it differs (BatchNorm's running statistics), or None
+    state_shapes = {}         # {base: shape} of non-trainable state the layer keeps (running statistics)
+    state_updates = {}        # {base: its value after a training step}, in the old value and the step's batch
+    min_training_batch = 1    # the fewest samples a training step takes (BatchNorm's unbiased variance: 2)
 
     def __init__(self, n_in, n_out, activation=None, init=None):
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
@@ -198,6 +204,11 @@ class Layer:
         return self.n_in, self.n_out
 
     @property
+    def training_mode(self):
+        """True when the layer computes differently in training (noise drawn, batch statistics)."""
+        return self.noise is not None or self.evaluation_map is not None
+
+    @property
     def parameters(self):
         """``[(base, shape)]`` in storage order: the forward map's, then the activation's trainable parameters."""
         result = [(base, tuple(self._extent(extent) for extent in shape))
@@ -206,18 +217,32 @@ class Layer:
             result.append((sp.IndexedBase(parameter.name, real=True), (1,) if spec.shared else (self.n_out,)))
         return result
 
+    @property
+    def state(self):
+        """``[(base, shape)]`` of the non-trainable state, in storage order."""
+        return [(base, tuple(self._extent(extent) for extent in shape)) for base, shape in self.state_shapes.items()]
+
     def definition(self):
         """Text that identifies this layer for the content hash."""
+        maps = sp.srepr(self.forward_map)
+        if self.evaluation_map is not None or self.state_shapes:
+            maps += sp.srepr([self.evaluation_map, sorted(self.state_updates.items(), key=str)])
         return (f"{self.kind}({self.input_shape},{self.z_shape},{sorted(map(str, self.size_values().items()))},"
-                f"{sp.srepr(self.forward_map)},{sp.srepr(self.activation.expr)},{self.activation.parameters},"
-                f"{self.init})")
+                f"{maps},{sp.srepr(self.activation.expr)},{self.activation.parameters},{self.init})")
 
-    def sized_map(self):
-        """The forward map with this layer's sizes put in and the guards they decide settled."""
+    def sized_map(self, evaluation=False):
+        """The forward map (with ``evaluation``, the map outside training) with this layer's sizes put in and the
+        guards they decide settled."""
+        chosen = self.evaluation_map if evaluation and self.evaluation_map is not None else self.forward_map
+        return self.sized(chosen)
+
+    def sized(self, expr):
+        """``expr``, an expression of this layer's declaration, with its sizes put in and the guards they decide
+        settled."""
         values = self.size_values()
         ranges = {n: (0, N - 1), **{index_: (0, self._extent(self.extents[index_]) - 1)
                                     for index_ in self.output_indices[1:]}}
-        return settle(self.forward_map.xreplace(values), ranges)
+        return settle(expr.xreplace(values), ranges)
 
 
 class Dense(Layer):
@@ -413,6 +438,55 @@ class LayerNorm(Layer):
         return {**super().sizes(), EPS: self.eps}
 
 
+class BatchNorm(Layer):
+    """Batch normalisation of each feature over the batch, then a learned scale and shift.  In training steps, the
+    batch's statistics (biased variance) over its N samples:
+
+    ``z[n,i] = (a[n,i] − μ[i]) / √(σ²[i] + ε) · scale[i] + shift[i]``, ``μ[i] = Σ_h a[h,i] / N``,
+    ``σ²[i] = Σ_f (a[f,i] − μ[i])² / N``,
+
+    and after the step ``running_mean[i] ← (1 − m)·running_mean[i] + m·μ[i]``,
+    ``running_var[i] ← (1 − m)·running_var[i] + m·σ²[i]·N/(N − 1)`` (the unbiased variance: PyTorch's convention,
+    so a training step needs N ≥ 2).  Outside training (``predict``, and ``loss`` without a noise seed) the running
+    statistics stand in for μ and σ².
+
+    ``scale`` starts at 1, ``shift`` at 0, ``running_mean`` at 0, ``running_var`` at 1.  The running statistics
+    are state, not parameters: they sit at the end of the flat parameter vector, their gradient is 0, no optimizer
+    moves them and checkpoints keep them.  The backward pass through μ and σ² is derived from the map."""
+
+    scale = sp.IndexedBase("scale", real=True)
+    shift = sp.IndexedBase("shift", real=True)
+    running_mean = sp.IndexedBase("running_mean", real=True)
+    running_var = sp.IndexedBase("running_var", real=True)
+    _mean = sp.Sum(a[h, i], (h, 0, N - 1)) / N
+    _variance = sp.Sum((a[f, i] - _mean) ** 2, (f, 0, N - 1)) / N
+    forward_map = (a[n, i] - _mean) / sp.sqrt(_variance + EPS) * scale[i] + shift[i]
+    evaluation_map = (a[n, i] - running_mean[i]) / sp.sqrt(running_var[i] + EPS) * scale[i] + shift[i]
+    parameter_shapes = {scale: ("out",), shift: ("out",)}
+    state_shapes = {running_mean: ("out",), running_var: ("out",)}
+    state_updates = {running_mean: (1 - MOMENTUM) * running_mean[i] + MOMENTUM * _mean,
+                     running_var: (1 - MOMENTUM) * running_var[i] + MOMENTUM * _variance * N / (N - 1)}
+    input_extents = (I_SIZE,)
+    initial = {scale: 1, running_var: 1}
+    min_training_batch = 2
+
+    def __init__(self, features, momentum=0.1, eps=1e-5):
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ConfigurationError(f"BatchNorm: momentum must be a number in [0, 1], got {momentum!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+            raise ConfigurationError(f"BatchNorm: eps must be a positive number, got {eps!r}")
+        self.momentum, self.eps = float(momentum), float(eps)
+        super().__init__(features, features)
+
+    def __repr__(self):
+        options = "".join(f", {name}={value}" for name, value, default in
+                          (("momentum", self.momentum, 0.1), ("eps", self.eps, 1e-5)) if value != default)
+        return f"BatchNorm({self.n_in}{options})"
+
+    def sizes(self):
+        return {**super().sizes(), EPS: self.eps, MOMENTUM: exact_number(self.momentum)}
+
+
 class SizedByPredecessor(Layer):
     """A layer without parameters whose input shape is the output shape of the layer before it (give ``size``
     when it comes first).  Its map reads the input as a vector ``a[n, i]`` (the entries in C order)."""
@@ -515,15 +589,27 @@ def weight_names(layers):
             if is_weight(layer, base)]
 
 
+def state_names(layers):
+    """The generated names (``running_mean2``, …) of the layers' non-trainable state, in storage order."""
+    return [f"{base}{number}" for number, layer in enumerate(layers, start=1) for base, _ in layer.state]
+
+
 def parameter_layout(layers):
     """``((name, start, stop, shape), …)``: every parameter of ``layers``, named by its base and layer number
-    (``W1``, ``b1``, ``gamma2``), and its slice of the flat parameter vector, in storage order. The one layout
-    that the compiled network, its :class:`~symnet.network.Parameters`, the generated code (views, weight decay)
-    and checkpoints share."""
+    (``W1``, ``b1``, ``gamma2``), and its slice of the flat parameter vector, in storage order; then the layers'
+    non-trainable state (``running_mean2``), so the trainable parameters are one prefix of the vector, the part
+    optimizers update.  The one layout that the compiled network, its :class:`~symnet.network.Parameters`, the
+    generated code (views, weight decay) and checkpoints share."""
     layout, offset = [], 0
-    for number, layer in enumerate(layers, start=1):
-        for base, shape in layer.parameters:
-            size = math.prod(shape)
-            layout.append((f"{base}{number}", offset, offset + size, shape))
-            offset += size
+    for kind in ("parameters", "state"):
+        for number, layer in enumerate(layers, start=1):
+            for base, shape in getattr(layer, kind):
+                size = math.prod(shape)
+                layout.append((f"{base}{number}", offset, offset + size, shape))
+                offset += size
     return tuple(layout)
+
+
+def trainable_size(layers):
+    """How many entries of the flat parameter vector are trainable (the prefix before the state)."""
+    return sum(math.prod(shape) for layer in layers for _, shape in layer.parameters)

@@ -35,11 +35,13 @@ class LayerCode(Contractions):
     """Writes the layers' forward and backward code (a mixin of :class:`~symnet.generate.network.NetworkModule`,
     which also gives ``model`` and ``parallel``)."""
 
-    def forward(self, w, store_fprime):
+    def forward(self, w, store_fprime, training=None):
+        """Each layer's map and activation; ``training``: False for the maps outside training (BatchNorm's running
+        statistics), None when only the noise seed tells (Dropout tests it)."""
         for number, layer in enumerate(self.model.layers, start=1):
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, **self._parameter_names(layer, number)}
-            sized = layer.sized_map()
+            sized = layer.sized_map(evaluation=training is False)
             mapped = _arrays(sized, names)
             f = layer.activation
             out = layer.output_indices
@@ -57,7 +59,7 @@ class LayerCode(Contractions):
             if any(t.guards for t in elementwise):
                 raise ValueError(f"layer {number}: a guard outside a sum is not supported: {sized}")
             if layer.noise is not None:
-                self._draw_noise(w, layer, number)
+                self._draw_noise(w, layer, number, training)
             if layer.max_over:
                 if summed:
                     self.contraction(w, summed, f"z{number}", out, allocate=True)
@@ -153,27 +155,55 @@ class LayerCode(Contractions):
 
     @staticmethod
     def _parameter_names(layer, number):
-        """{base: generated array name} for the layer's parameters and its noise."""
-        names = {base: f"{base}{number}" for base, _ in layer.parameters}
+        """{base: generated array name} for the layer's parameters, state and noise."""
+        names = {base: f"{base}{number}" for base, _ in (*layer.parameters, *layer.state)}
         if layer.noise is not None:
             names[layer.noise] = f"{layer.noise}{number}"
         return names
 
-    def _draw_noise(self, w, layer, number):
-        """The layer's noise: each entry its declared sample of a uniform draw u in training (noise_seed ≥ 0), else
-        its value outside training."""
+    def _draw_noise(self, w, layer, number, training):
+        """The layer's noise: each entry its declared sample of a uniform draw u in training (noise_seed ≥ 0, or
+        ``training``), else its value outside training."""
         mask = f"{layer.noise}{number}"
         sample = layer.noise_sample()
         w(f"# {mask}[n, i] = {sample} in training, uniform drawn from [0, 1) per entry; {layer.noise_off} otherwise")
         self.buffer(w, mask, ("batch", layer.n_out))
-        w("if noise_seed >= 0:")
-        with w.block():
+
+        def drawn():
             with w.loops(("n", "batch"), ("i", layer.n_out)):
                 w(f"{L.UNIFORM} = np.random.random()")
                 w(f"{mask}[n, i] = {self.p(sample)}")
+
+        def off():
+            w(f"{mask}[:] = {self.p(sp.Integer(layer.noise_off))}")
+
+        if training is not None:
+            (drawn if training else off)()
+            return
+        w("if noise_seed >= 0:")
+        with w.block():
+            drawn()
         w("else:")
         with w.block():
-            w(f"{mask}[:] = {self.p(sp.Integer(layer.noise_off))}")
+            off()
+
+    def state_update(self, w):
+        """After a training step's forward pass: each layer's state (BatchNorm's running statistics) to its declared
+        new value, written into theta itself (reusing the batch's sums the forward pass computed)."""
+        for number, layer in enumerate(self.model.layers, start=1):
+            if not layer.state:
+                continue
+            previous = "X" if number == 1 else f"a{number - 1}"
+            names = {L.a: previous, **self._parameter_names(layer, number),
+                     **{base: f"state_{base}{number}" for base, _ in layer.state}}
+            for base, shape in layer.state:
+                start, stop = next((start, stop) for name, start, stop, _ in self.layout if name == f"{base}{number}")
+                target = f"state_{base}{number}"
+                self.shapes[target] = shape
+                update = layer.sized(layer.state_updates[base])
+                w(f"# {base}{number}[i] ← {update}")
+                self.view(w, target, f"theta[{start}:{stop}]", shape)
+                self.evaluate(w, _arrays(update, names), target, layer.output_indices[1:], allocate=False)
 
     @staticmethod
     def _activation_parameters(layer, number, column):
@@ -196,7 +226,8 @@ class LayerCode(Contractions):
             derivative = stable(f.parameter_derivatives[symbol]).xreplace(at)
             w(f"{cell} += {upstream} * {self.p(derivative)}")
 
-    def backward(self, w):
+    def backward(self, w, training=None):
+        """δ and the parameters' gradients, layer by layer from the last; ``training`` as in :meth:`forward`."""
         model = self.model
         for number in range(len(model.layers), 0, -1):
             layer = model.layers[number - 1]
@@ -205,7 +236,7 @@ class LayerCode(Contractions):
             if layer.max_over:
                 self._route(w, layer, number)
                 names[L.delta] = f"dz{number}"
-            vjps = backprop.vjps(layer)
+            vjps = backprop.vjps(layer, evaluation=training is False)
             for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
                 w(f"# grad_{base}{number}{list(indices)} = {expr}")

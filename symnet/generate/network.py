@@ -47,13 +47,15 @@ class NetworkModule(LossCode, OptimizerCode):
         self.parallel = parallel
         self.itemsize = 8 if dtype == "float64" else 4   # bytes per element: the strides written in views
         self.layout = L.parameter_layout(model.layers)
+        self.size = self.layout[-1][2] if self.layout else 0
+        self.trainable = L.trainable_size(model.layers)   # the prefix of theta the optimizer updates
         self.scratch_width = 0   # scratch cells per batch row of the function being written
         self.kernels_used = set()   # kernels the code written here calls directly (the printer records its own)
         self.views_pending, self.uses_blas, self.sum_count = [], False, 0   # of the function being written
         self.hoisted = {}   # {a sum with its indices renamed: the array cell this function computed it into}
         self.flat = {}   # {buffer name: its slice of scratch}
         self.kernels = kernels.FUNCTIONS
-        self.printer = NumbaPrinter(dtype, kernels=self.kernels)
+        self.printer = NumbaPrinter(dtype, {L.N: "samples"}, kernels=self.kernels)
         # the arrays' shapes; per-sample tensors of rank > 1 are stored as rows of the batch (printer.flat_rows)
         self.shapes = {"X": ("batch", *model.layers[0].input_shape), "Y": ("batch", model.layers[-1].n_out)}
         for number, layer in enumerate(model.layers, start=1):
@@ -76,10 +78,12 @@ class NetworkModule(LossCode, OptimizerCode):
         """The line that makes ``scratch`` for ``batch`` rows of buffers ``width`` cells wide."""
         return f"scratch = np.empty({batch} * {max(width, 1)}, dtype=np.{self.dtype})"
 
-    def views(self, w, source, prefix=""):
-        """Each parameter (``prefix`` + its name) as a view of the flat array ``source``."""
+    def views(self, w, source, prefix="", state=True):
+        """Each parameter (``prefix`` + its name) as a view of the flat array ``source``; the state's too with
+        ``state``."""
         for name, start, stop, shape in self.layout:
-            self.view(w, prefix + name, f"{source}[{start}:{stop}]", shape)
+            if state or start < self.trainable:
+                self.view(w, prefix + name, f"{source}[{start}:{stop}]", shape)
 
     # --- functions -------------------------------------------------------------
 
@@ -91,7 +95,11 @@ class NetworkModule(LossCode, OptimizerCode):
         ``loss_and_gradient`` and ``_train_step`` each hold their own copy of the forward and backward code: Numba
         links a called function's code into each caller and optimises it again there, at about half the cost of
         compiling it, so a shared function would make the first gradient and the first epoch slower to compile
-        (docs/performance.md)."""
+        (docs/performance.md).
+
+        A network with a layer that has a map of its own outside training (BatchNorm) gets its body written once
+        per mode: ``_train_step`` trains, ``predict`` evaluates, and the functions with a noise seed test its sign
+        once, then run the body of that mode."""
         with w.function(name, arguments):
             lines = docstring.split("\n")
             for number, line in enumerate(lines):
@@ -101,36 +109,66 @@ class NetworkModule(LossCode, OptimizerCode):
             if checked:
                 self.input_checks(w, with_loss, arguments)
             self.scratch_width, self.views_pending, self.uses_blas, self.sum_count = 0, [], False, 0
-            self.hoisted = {}
+            self.hoisted, self.printer.names_used = {}, set()
             scratch_at = len(w.lines)
             point = self.step_prologue(w) if step else "theta"
-            self._body(w, arguments, with_loss, with_gradient, point)
+            branched = self.model.has_evaluation_maps and "noise_seed" in arguments and not step
+            if not self.model.has_evaluation_maps:
+                self._seed(w, arguments)
+                self._body(w, arguments, with_loss, with_gradient, point)
+            elif not branched:
+                if step:
+                    self._seed(w, arguments)
+                self._body(w, arguments, with_loss, with_gradient, point, training=step)
+            else:
+                self._seed(w, arguments)
+                start, widths = self.scratch_width, []
+                for training, test in ((True, "if noise_seed >= 0:   # training"), (False, "else:   # evaluation")):
+                    self.scratch_width, self.hoisted = start, {}
+                    w(test)
+                    with w.block():
+                        self._body(w, arguments, with_loss, with_gradient, point, training)
+                        if with_loss:
+                            w("return loss")
+                    widths.append(self.scratch_width)
+                self.scratch_width = max(widths)
             if step:
+                self.state_update(w)
                 self.step_update(w)
-            if with_loss:
+            if with_loss and not branched:
                 w("return loss")
             self.resolve_views(w)
+            if L.N in self.printer.names_used:
+                w.insert(scratch_at, f"samples = np.{self.dtype}(batch)   # N, the batch's size, as a number")
             if checked:
                 w.insert(scratch_at, self.scratch_allocation("batch", self.scratch_width))
         return self.scratch_width
 
-    def _body(self, w, arguments, with_loss, with_gradient, point="theta"):
+    def _seed(self, w, arguments):
+        """With Dropout: the seed of its masks in training, or ``noise_seed = −1`` where there is no training."""
+        if not self.model.noisy:
+            return
+        if "noise_seed" in arguments:
+            w("if noise_seed >= 0:")
+            with w.block():
+                w("np.random.seed(noise_seed)")
+        else:
+            w("noise_seed = -1   # no dropout outside training")
+
+    def _body(self, w, arguments, with_loss, with_gradient, point="theta", training=None):
         """Forward (and loss, and back-propagation into ``gradient``) at the parameters in the flat array
-        ``point``; leaves the loss in ``loss``, or returns the output without ``with_loss``."""
-        if self.model.noisy:
-            if "noise_seed" in arguments:
-                w("if noise_seed >= 0:")
-                with w.block():
-                    w("np.random.seed(noise_seed)")
-            else:
-                w("noise_seed = -1   # no dropout outside training")
+        ``point``; leaves the loss in ``loss``, or returns the output without ``with_loss``.  ``training``: True or
+        False when the function's mode is known here (BatchNorm's maps), None when only Dropout's masks depend on it
+        and test the noise seed themselves."""
         if with_loss:
             w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
               else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
-        self.views(w, point)
+        self.views(w, point, state=training is False)   # only the maps outside training read the state
         if with_gradient:
-            self.views(w, "gradient", prefix="grad_")
-        self.forward(w, store_fprime=with_gradient)
+            self.views(w, "gradient", prefix="grad_", state=False)
+            if self.trainable < self.size:
+                w(f"gradient[{self.trainable}:] = {self.p(sp.Float(0))}   # the state's: it is not trained")
+        self.forward(w, store_fprime=with_gradient, training=training)
         if not with_loss:
             w(f"return a{len(self.model.layers)}.copy()   # not a view: it would keep the whole scratch alive")
             return
@@ -138,7 +176,7 @@ class NetworkModule(LossCode, OptimizerCode):
             self.loss(w, with_gradient)
         self._flat_weight_views(w, with_gradient, point)
         if with_gradient:
-            self.backward(w)
+            self.backward(w, training)
         self.weight_decay(w, with_gradient)
 
     def checked(self, w, name, arguments, scratch_width):
@@ -154,7 +192,7 @@ class NetworkModule(LossCode, OptimizerCode):
     def flat_checks(self, w, arguments):
         """Refuse flat arrays (theta, gradient, work) of the wrong length or not contiguous in the module's dtype:
         their views are written with fixed strides and read without bounds checks."""
-        size = self.layout[-1][2] if self.layout else 0
+        size = self.size
         lengths = {"theta": size, "gradient": size}
         if self.optimizer is not None:
             lengths["work"] = size * len(self.optimizer.buffer_names())
@@ -181,8 +219,17 @@ class NetworkModule(LossCode, OptimizerCode):
         with w.block():
             w('raise ValueError("X or Y holds NaN or infinity")')
 
+    def _mode_sentence(self):
+        """What the noise seed does, for the docstrings of the functions that take it."""
+        if not self.model.has_evaluation_maps:
+            return " With noise_seed ≥ 0 the dropout masks are drawn from it (training); −1 turns them off." \
+                if self.model.noisy else ""
+        masks = ", the dropout masks drawn from it" if self.model.noisy else ""
+        return (f" With noise_seed ≥ 0 the network runs as in training (batch statistics{masks}); with −1 as "
+                "outside it (running statistics).")
+
     def _noise_argument(self):
-        return ["noise_seed"] if self.model.noisy else []
+        return ["noise_seed"] if self.model.training_mode else []
 
     def text(self):
         model = self.model
@@ -194,8 +241,7 @@ class NetworkModule(LossCode, OptimizerCode):
         kernel_at = len(w.lines)
         self.function(w, "predict", ["theta", "X"], "Network output a_L for inputs X (batch, in).",
                       with_loss=False, with_gradient=False)
-        noise = " With noise_seed ≥ 0 the dropout masks are drawn from it (training); −1 turns them off."
-        noise = noise if self.model.noisy else ""
+        noise = self._mode_sentence()
         self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
         self.function(w, "loss_and_gradient", ["theta", "X", "Y", *self._noise_argument(), "gradient"],
@@ -215,7 +261,7 @@ class NetworkModule(LossCode, OptimizerCode):
     def epoch(self, w, step_width):
         """``train_epoch``: many steps in one compiled call, so no Python runs between steps."""
         tail = self._step_tail()
-        noise = ["noise_seeds"] if self.model.noisy else []
+        noise = ["noise_seeds"] if self.model.training_mode else []
         with w.function("train_epoch", ['theta', 'X', 'Y', 'order', 'batch_size', 'first', 'last', *noise, 'losses',
                                         *tail]):
             w('"""Steps first … last − 1 of an epoch in one call: step k trains on the rows order[k·B : (k+1)·B]')

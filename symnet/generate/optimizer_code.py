@@ -52,7 +52,7 @@ class OptimizerCode:
                 w(f'"""The look-ahead point {optimizer.lookahead} of {name}, into the lookahead slot of work."""')
                 self._unpack(w, {"lookahead"} | {symbol.name for symbol in optimizer.lookahead.free_symbols})
                 point = NumbaPrinter(self.dtype, {symbol: f"{symbol.name}[k]" for symbol in elementwise})
-                with w.loops(("k", "theta.shape[0]")):
+                with w.loops(("k", self._trained_extent())):
                     w(f"lookahead[k] = {point.doprint(optimizer.lookahead)}")
                 w("return lookahead")
         hoisted = {}
@@ -61,7 +61,9 @@ class OptimizerCode:
         local = {symbol: f"{symbol.name}_k" for symbol in elementwise}
         printer = NumbaPrinter(self.dtype, local)
         with w.function("_update", ["theta", "work", "scalars"]):
-            w(f'"""One {name} update of theta in place, from the gradient in the first slot of work."""')
+            state = "" if self.trainable == self.size else \
+                f" The state after its first {self.trainable} entries is not trained."
+            w(f'"""One {name} update of theta in place, from the gradient in the first slot of work.{state}"""')
             used = set().union(*(expr.free_symbols | {target} for target, expr in optimizer.rule()))
             self._unpack(w, {"gradient"} | {symbol.name for symbol in used})
             if optimizer.counts_steps:
@@ -70,7 +72,7 @@ class OptimizerCode:
             for expr, symbol in hoisted.items():
                 w(f"{symbol} = {printer.doprint(expr)}")
             w(f"# {name}: " + "; ".join(f"{target} ← {expr}" for target, expr in optimizer.rule()))
-            with w.loops(("k", "theta.shape[0]")):
+            with w.loops(("k", self._trained_extent())):
                 w(f"{local[optimizers.g]} = gradient[k]")
                 for symbol in (optimizers.theta, *optimizer.state):
                     w(f"{local[symbol]} = {symbol.name}[k]")
@@ -78,6 +80,11 @@ class OptimizerCode:
                     w(f"{local[target]} = {printer.doprint(expr)}")
                 for symbol in dict.fromkeys(target for target, _ in rule):
                     w(f"{symbol.name}[k] = {local[symbol]}")
+
+    def _trained_extent(self):
+        """How many entries of theta the rule updates: all but the state at its end (BatchNorm's running
+        statistics), which no optimizer moves."""
+        return "theta.shape[0]" if self.trainable == self.size else str(self.trainable)
 
     def _unpack(self, w, names):
         """Those of the optimizer's arrays (slices of work) and hyper-parameters (from scalars) named in ``names``."""

@@ -80,6 +80,8 @@ class NumbaPrinter(PythonCodePrinter):
         float64, ``_tanh32(x)`` in float32)."""
         self.used = set()
         """The kernels printed so far (their names: ``"tanh32"``), whose sources the module must include."""
+        self.names_used = set()
+        """The symbols of ``names`` printed so far (whose variables the caller must define)."""
         self.flat_rows = {}
         """``{array name: per-sample shape}`` of arrays stored as (batch, entries) rows: ``a[n, c, y, x]`` prints as
         ``a[n, c·H·W + y·W + x]`` (C order)."""
@@ -97,7 +99,11 @@ class NumbaPrinter(PythonCodePrinter):
         return text if self.dtype == "float64" else f"np.float32({text})"
 
     def _print_Symbol(self, expr):
-        return self.names.get(expr) or super()._print_Symbol(expr)
+        name = self.names.get(expr)
+        if name is None:
+            return super()._print_Symbol(expr)
+        self.names_used.add(expr)
+        return name
 
     _print_Dummy = _print_Symbol   # SymPy would print a Dummy as "_x_123", bypassing the names given
 

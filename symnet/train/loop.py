@@ -142,7 +142,7 @@ def accuracy(net, params, X, Y):
 def noise_seeds(net, seed, epoch, steps):
     """The epoch's noise argument: ``[]`` without Dropout, else ``[seeds]``, one seed per step drawn from
     (seed, epoch), so resuming repeats them."""
-    if not net.model.noisy:
+    if not net.model.training_mode:
         return []
     return [np.random.default_rng([seed, epoch, 1]).integers(0, 2**31, size=steps)]
 
@@ -242,6 +242,12 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     rows = len(X)
     full_batch = batch_size is None or getattr(net.optimizer, "full_batch", False)
     batch_size = rows if full_batch else min(batch_size, rows)
+    least = net.model.min_training_batch
+    if least > 1 and (batch_size < least or 0 < rows % batch_size < least):
+        raise ConfigurationError(
+            f"{net.model.describe()} trains on batches of at least {least} samples (BatchNorm's running variance "
+            f"is unbiased: N − 1 divides it), but {rows} rows in batches of {batch_size} leave a batch of "
+            f"{rows % batch_size or batch_size}; choose another batch_size")
     # hashing the data costs a pass over it: only runs that save or resume need the settings
     settings = training_settings(net, batch_size, seed, validation_split, X, Y) \
         if checkpoint is not None or saved is not None else None
