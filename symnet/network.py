@@ -22,7 +22,7 @@ from symnet.declare.layers import (INITIALISERS, Dense, Layer, SizedByPredecesso
 from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
-from symnet.generate.network import A_SCALAR, NetworkModule
+from symnet.generate.network import A_SCALAR, NetworkModule, signatures
 from symnet.generate.printer import check_dtype
 from symnet import backprop, rewrites
 from symnet.latex import aligned, display, latex
@@ -414,6 +414,7 @@ class CompiledNetwork:
     def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
         self.layout = parameter_layout(model.layers)
+        self.signatures = signatures(model, optimizer)   # the generated functions' arguments, in order
         self.size = self.layout[-1][2] if self.layout else 0
         self.digest = modules.content_hash("network", model.definition(),
                                            optimizer.definition() if optimizer else "", dtype, f"parallel={parallel}")
@@ -433,7 +434,9 @@ class CompiledNetwork:
             self.optimizer_state = {symbol.name: views[symbol.name] for symbol in optimizer.state}
             if optimizer.counts_steps:
                 self.optimizer_state[STEP] = self._scalars[0:1]
-            self._synced, self._step_tail = None, (self._work, self._scalars)
+            self._bound = {"work": self._work, "scalars": self._scalars}   # after theta, X, Y and the seed
+            self._synced = None
+            self._step_tail = tuple(self._bound[name] for name in self.signatures["train_step"] if name in self._bound)
         self._noise_seeds = np.random.default_rng(0)
 
     def __repr__(self):
@@ -461,14 +464,20 @@ class CompiledNetwork:
         self._work[...] = 0
         self._scalars[0] = 0
 
-    def step_arguments(self):
-        """The generated ``train_step``'s (and ``train_epoch``'s) last two arguments, ``(work, scalars)``: the
-        gradient buffer, look-ahead point and optimizer state in one array, the step count and the optimizer's
-        current hyper-parameters in the other.  Updated in place by the step."""
+    def bound_arguments(self):
+        """``{"work": …, "scalars": …}``: the arrays the generated ``train_step`` and ``train_epoch`` take after the
+        data (:func:`~symnet.generate.network.signatures`), bound once: the gradient buffer, look-ahead point and
+        optimizer state in one, the step count and the optimizer's current hyper-parameters in the other.  Updated
+        in place by the step."""
         if self._synced != self.optimizer.version:
             self._scalars[1:] = self.optimizer.values()
             self._synced = self.optimizer.version
-        return self._work, self._scalars
+        return self._bound
+
+    def step_arguments(self):
+        """:meth:`bound_arguments` in the order ``train_step`` takes them, after ``(theta, X, Y[, noise_seed])``."""
+        self.bound_arguments()
+        return self._step_tail
 
     # --- parameters ---------------------------------------------------------
 
@@ -647,7 +656,7 @@ class CompiledNetwork:
             raise ConfigurationError("this network was compiled without an optimizer; "
                                      "use model.compile(optimizer=sn.optim.SGD(lr=0.1))")
         if self._synced != self.optimizer.version:
-            self.step_arguments()
+            self.bound_arguments()
         if self._min_batch > 1 and hasattr(X, "__len__") and len(X) < self._min_batch:
             raise ShapeError(f"a training step of {self.model.describe()} takes at least {self._min_batch} samples "
                              f"(BatchNorm's running variance is unbiased: N − 1 divides it); got {len(X)}")
@@ -656,7 +665,7 @@ class CompiledNetwork:
         else:
             if noise_seed is None:
                 noise_seed = int(self._noise_seeds.integers(2**31))
-            tail = (*self.noise(noise_seed), self._work, self._scalars)
+            tail = (*self.noise(noise_seed), *self._step_tail)
         packed = self._packed(params)
         loss = self._call(self.module.train_step, packed.flat, (X, Y), tail)
         if packed is not params:

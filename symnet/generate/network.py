@@ -39,6 +39,23 @@ from symnet.generate.writer import JIT, _Writer
 __all__ = ["A_SCALAR", "JIT", "NetworkModule"]   # A_SCALAR and JIT: importers read them from here
 
 
+def signatures(model, optimizer):
+    """``{function: its arguments in order}`` for the generated module's public functions: the one definition that
+    the generator writes and that :class:`~symnet.network.CompiledNetwork` and the training loop call them by.
+
+    ``noise_seed`` (``noise_seeds``: one per step) only for a network with a training mode (Dropout, BatchNorm);
+    ``work`` holds the gradient, the look-ahead point and the optimizer's state arrays one after another,
+    ``scalars`` the step count and the hyper-parameters (float64)."""
+    seed = ["noise_seed"] if model.training_mode else []
+    result = {"predict": ["theta", "X"], "loss_value": ["theta", "X", "Y", *seed],
+              "loss_and_gradient": ["theta", "X", "Y", *seed, "gradient"]}
+    if optimizer is not None:
+        result["train_step"] = ["theta", "X", "Y", *seed, "work", "scalars"]
+        result["train_epoch"] = ["theta", "X", "Y", "order", "batch_size", "first", "last",
+                                 *(["noise_seeds"] if seed else []), "losses", "work", "scalars"]
+    return result
+
+
 class NetworkModule(LossCode, OptimizerCode):
     """Generates the module text of one compiled network."""
 
@@ -47,6 +64,7 @@ class NetworkModule(LossCode, OptimizerCode):
         self.parallel = parallel
         self.itemsize = 8 if dtype == "float64" else 4   # bytes per element: the strides written in views
         self.layout = L.parameter_layout(model.layers)
+        self.signatures = signatures(model, optimizer)
         self.size = self.layout[-1][2] if self.layout else 0
         self.trainable = L.trainable_size(model.layers)   # the prefix of theta the optimizer updates
         self.scratch_width = 0   # scratch cells per batch row of the function being written
@@ -228,9 +246,6 @@ class NetworkModule(LossCode, OptimizerCode):
         return (f" With noise_seed ≥ 0 the network runs as in training (batch statistics{masks}); with −1 as "
                 "outside it (running statistics).")
 
-    def _noise_argument(self):
-        return ["noise_seed"] if self.model.training_mode else []
-
     def text(self):
         model = self.model
         description = "\n" + "\n".join(modules.literal_text(line) for line in model.summary().split("\n")) + "\n"
@@ -239,17 +254,17 @@ class NetworkModule(LossCode, OptimizerCode):
                                    description).rstrip("\n").split("\n"):
             w(line)
         kernel_at = len(w.lines)
-        self.function(w, "predict", ["theta", "X"], "Network output a_L for inputs X (batch, in).",
+        self.function(w, "predict", self.signatures["predict"], "Network output a_L for inputs X (batch, in).",
                       with_loss=False, with_gradient=False)
         noise = self._mode_sentence()
-        self.function(w, "loss_value", ["theta", "X", "Y", *self._noise_argument()], "Mean loss over the batch." + noise,
+        self.function(w, "loss_value", self.signatures["loss_value"], "Mean loss over the batch." + noise,
                       with_loss=True, with_gradient=False)
-        self.function(w, "loss_and_gradient", ["theta", "X", "Y", *self._noise_argument(), "gradient"],
+        self.function(w, "loss_and_gradient", self.signatures["loss_and_gradient"],
                       "Mean loss; fills gradient (flat, same layout as theta) by back-propagation." + noise,
                       with_loss=True, with_gradient=True)
         if self.optimizer is not None:
             self.optimizer_functions(w)
-            step_arguments = ["theta", "X", "Y", *self._noise_argument(), *self._step_tail()]
+            step_arguments = self.signatures["train_step"]
             step_width = self.function(w, "_train_step", [*step_arguments, "scratch"], self.step_docstring() + noise,
                                        with_loss=True, with_gradient=True, step=True)
             self.checked(w, "train_step", step_arguments, step_width)
@@ -260,14 +275,14 @@ class NetworkModule(LossCode, OptimizerCode):
 
     def epoch(self, w, step_width):
         """``train_epoch``: many steps in one compiled call, so no Python runs between steps."""
-        tail = self._step_tail()
-        noise = ["noise_seeds"] if self.model.training_mode else []
-        with w.function("train_epoch", ['theta', 'X', 'Y', 'order', 'batch_size', 'first', 'last', *noise, 'losses',
-                                        *tail]):
+        arguments = self.signatures["train_epoch"]
+        step = [{"X": "Xk", "Y": "Yk", "noise_seed": "noise_seeds[k]"}.get(name, name)
+                for name in self.signatures["train_step"]]
+        with w.function("train_epoch", arguments):
             w('"""Steps first … last − 1 of an epoch in one call: step k trains on the rows order[k·B : (k+1)·B]')
             w("(B = batch_size; the last batch may be smaller) and stores its loss in losses[k].")
             w('Returns the first step whose loss is not finite (its update is done), or last."""')
-            self.flat_checks(w, ["theta", *tail])
+            self.flat_checks(w, arguments)
             w("rows = order.shape[0]")
             w("Xb = np.empty((batch_size, X.shape[1]), dtype=X.dtype)")
             w("Yb = np.empty((batch_size, Y.shape[1]), dtype=Y.dtype)")
@@ -286,7 +301,7 @@ class NetworkModule(LossCode, OptimizerCode):
                 w("if size < batch_size:  # the short last batch")
                 with w.block():
                     w("Xk, Yk = np.ascontiguousarray(Xb[:size]), np.ascontiguousarray(Yb[:size])")
-                w(f"loss = _train_step(theta, Xk, Yk{', noise_seeds[k]' if noise else ''}, {', '.join(tail)}, scratch)")
+                w(f"loss = _train_step({', '.join(step)}, scratch)")
                 w("losses[k] = loss")
                 w("if not np.isfinite(loss):")
                 with w.block():

@@ -27,12 +27,6 @@ class OptimizerCode:
     """Writes the optimizer's part of a training step (a mixin of :class:`~symnet.generate.network.NetworkModule`,
     which gives ``optimizer`` and ``dtype``)."""
 
-    def _step_tail(self):
-        """``train_step``'s arguments after ``(theta, X, Y[, noise_seed])``: ``work`` (the arrays of
-        :meth:`~symnet.declare.optimizers.Optimizer.buffer_names`, one after another) and ``scalars`` (float64: t,
-        then the hyper-parameters), as :class:`~symnet.network.CompiledNetwork` holds them."""
-        return ["work", "scalars"]
-
     def step_docstring(self):
         optimizer = self.optimizer
         return (f"One {type(optimizer).__name__} step in place; returns the loss at the point where the gradient is "

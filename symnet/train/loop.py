@@ -274,7 +274,6 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
             _load_state(net, saved.optimizer_state, resume)
         history.stopped = None
     classify = is_classification(net, Y)
-    arguments = net.step_arguments()
     best = (math.inf, None, None)
     bounds = [(low, min(low + batch_size, rows)) for low in range(0, rows, batch_size)]
 
@@ -285,8 +284,12 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     losses = np.empty(steps)
 
     def run(order, noise, first, last):
-        """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step."""
-        epoch_arguments = (packed.flat, X, Y, order, batch_size, first, last, *noise, losses, *arguments)
+        """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step.
+        The optimizer's hyper-parameters are read afresh: a callback may have changed them (a schedule)."""
+        bound = net.bound_arguments()
+        values = {"theta": packed.flat, "X": X, "Y": Y, "order": order, "batch_size": batch_size, "first": first,
+                  "last": last, "noise_seeds": noise[0] if noise else None, "losses": losses, **bound}
+        epoch_arguments = tuple(values[name] for name in net.signatures["train_epoch"])
         compile_once(net.module.train_epoch, net.path, epoch_arguments)
         return net.module.train_epoch(*epoch_arguments)
 
