@@ -82,14 +82,16 @@ def _matmul(term, target):
 class _Correlation:
     """How out[target] = Σ_summed [guards] P[affine indices] · Q[plain indices] becomes one matrix product (a
     convolution, its weight gradient, its input gradient): the patch matrix ``cols[rows, columns]`` holds P (0 where a
-    guard fails) for every combination of P's indices, ``rows`` those of its group that holds the batch index, and the
-    product contracts it with Q over the ``summed`` group."""
+    guard fails) for every combination of P's indices, ``columns`` those of its group that holds the batch index (the
+    positions), ``rows`` the others (the window), and the product Q · cols (or Q · colsᵀ) contracts it with Q over
+    the ``summed`` group.  Rows of the batch's length make the inner gather loop long and contiguous, and the product
+    (kept × summed) · (summed × long) is the faster way round for OpenBLAS (docs/performance.md)."""
 
     patches: sp.Indexed     # P
     operand: sp.Indexed     # Q
     guards: tuple
-    rows: tuple             # P's indices in the patch matrix's rows (batch first), in order of first appearance
-    columns: tuple          # P's other indices
+    rows: tuple             # P's indices without the batch index's group, in order of first appearance
+    columns: tuple          # P's other indices (the batch index first)
     summed: str             # "rows" or "columns": the group the product contracts over
     kept: tuple             # Q's indices that are not summed, in Q's order
     extents: dict           # {index: extent} ("batch" for the batch index)
@@ -407,7 +409,7 @@ class Contractions:
         """A :class:`_Correlation` for the term ``t`` of target[target_indices], or None when it is not one or is
         small.  The shape: two factors, P read at index expressions (a convolution's a[n, d, s·y + u − p, …]) and Q
         at distinct plain indices; every summed index in both; each target index in exactly one of them; the guards
-        in P's indices; the batch index in P, first of its group (so the patch matrix is rows of the batch); and the
+        in P's indices; the batch index in P, first of its group (so the patch matrix's rows are the batch's length); and the
         fixed extents of all indices multiplying to more than :data:`SMALL_PRODUCT` (below, loops are cheaper)."""
         if len(t.factors) != 2 or t.coefficient != 1 or t.rest != 1 or not t.summed:
             return None
@@ -433,11 +435,11 @@ class Contractions:
         if len(batch) != 1 or batch[0] not in order:
             return None
         contracted = tuple(i for i in order if i in summed)
-        rows, columns = (contracted, other) if batch[0] in summed else (other, contracted)
-        if rows[0] != batch[0] or math.prod(e for e in extents.values() if e != "batch") <= SMALL_PRODUCT:
+        rows, columns = (other, contracted) if batch[0] in summed else (contracted, other)
+        if columns[0] != batch[0] or math.prod(e for e in extents.values() if e != "batch") <= SMALL_PRODUCT:
             return None
         return _Correlation(patches, operand, tuple(t.guards), rows, columns,
-                            "rows" if batch[0] in summed else "columns", kept, extents)
+                            "columns" if batch[0] in summed else "rows", kept, extents)
 
     def _flat_index(self, indices, extents):
         """The row-major position of ``indices`` (the batch index, if there, first) as a SymPy expression."""
@@ -524,18 +526,16 @@ class Contractions:
         return name
 
     def _correlate(self, w, plan, target, target_indices, accumulate):
-        """target (+)= the product of the patch matrix and Q: cols · Qᵀ when the sum runs over the patches'
-        columns (a convolution), Q · cols when it runs over their rows (its weight gradient); straight into the
-        target when its indices are in the product's order, else through a product matrix."""
+        """target (+)= the product of Q and the patch matrix: Q · cols when the sum runs over the patches' rows (a
+        convolution), Q · colsᵀ when it runs over their columns (its weight gradient); straight into the target when
+        its indices are in the product's order (kept, others), else through a product matrix."""
         cols = self._patches(w, plan)
-        operand = self._operand(w, plan)
+        left = self._operand(w, plan)
         self.uses_blas = True
-        if plan.summed == "columns":
-            left, right, out = cols, operand[:-2] if operand.endswith(".T") else f"{operand}.T", plan.rows
-            out_rows, out_columns = plan.rows, plan.kept
+        if plan.summed == "rows":
+            right, out_rows, out_columns = cols, plan.kept, plan.columns
         else:
-            left, right = operand, cols
-            out_rows, out_columns = plan.kept, plan.columns
+            right, out_rows, out_columns = f"{cols}.T", plan.kept, plan.rows
         summed = ", ".join(map(str, plan.contracted))
         w(f"# {target}[({', '.join(map(str, out_rows))}), ({', '.join(map(str, out_columns))})] "
           f"{'+' if accumulate else ''}= Σ_({summed}) {cols}[({', '.join(map(str, plan.rows))}), "
