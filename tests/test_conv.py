@@ -65,6 +65,17 @@ CASES = {
                                     sn.Conv2D(2, 2, kernel_size=3, stride=2, activation="tanh")],
                     stages=[("conv", (1, 1), (1, 1), "relu"), ("conv", (2, 2), (0, 0), "tanh")],
                     input_shape=(1, 7, 7), loss="mse"),
+    # the patch-matrix products (above SMALL_PRODUCT): a stride-1 convolution after another, so the input
+    # gradient is a correlation of δ with the kernels (gathered as a matrix); odd sizes, a kernel not square
+    "stacked_same": dict(layers=lambda: [sn.Conv2D(2, 3, kernel_size=3, padding=1, activation="relu"),
+                                         sn.Conv2D(3, 2, kernel_size=(3, 2), padding=(1, 0), activation="tanh")],
+                         stages=[("conv", (1, 1), (1, 1), "relu"), ("conv", (1, 1), (1, 0), "tanh")],
+                         input_shape=(2, 5, 7), loss="softmax_cross_entropy"),
+    # stride 2 without padding, three input channels, then max pooling
+    "strided_channels": dict(layers=lambda: [sn.Conv2D(3, 4, kernel_size=3, stride=2, activation="relu"),
+                                             sn.MaxPool2D(2)],
+                             stages=[("conv", (2, 2), (0, 0), "relu"), ("max", (2, 2), (2, 2))],
+                             input_shape=(3, 9, 9), loss="mse"),
     # pooling: max over 2×2 windows (7 rows: the last is dropped), then overlapping means over 2×2, stride 1
     "pooled": dict(layers=lambda: [sn.Conv2D(1, 2, kernel_size=3, padding=1, activation="tanh"), sn.MaxPool2D(2),
                                    sn.AvgPool2D(2, stride=1)],

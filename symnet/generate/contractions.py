@@ -5,6 +5,7 @@ from one ``scratch`` array.  Nothing here knows layers, losses or optimizers."""
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -75,6 +76,43 @@ def _matmul(term, target):
     left_text = str(left.base) + ("" if left.indices == (u, s) else ".T")
     right_text = str(right.base) + ("" if right.indices == (s, v) else ".T")
     return left_text, right_text
+
+
+@dataclass(frozen=True)
+class _Correlation:
+    """How out[target] = Σ_summed [guards] P[affine indices] · Q[plain indices] becomes one matrix product (a
+    convolution, its weight gradient, its input gradient): the patch matrix ``cols[rows, columns]`` holds P (0 where a
+    guard fails) for every combination of P's indices, ``columns`` those of its group that holds the batch index (the
+    positions), ``rows`` the others (the window), and the product Q · cols (or Q · colsᵀ) contracts it with Q over
+    the ``summed`` group.  Rows of the batch's length make the inner gather loop long and contiguous, and the product
+    (kept × summed) · (summed × long) is the faster way round for OpenBLAS (docs/performance.md)."""
+
+    patches: sp.Indexed     # P
+    operand: sp.Indexed     # Q
+    guards: tuple
+    rows: tuple             # P's indices without the batch index's group, in order of first appearance
+    columns: tuple          # P's other indices (the batch index first)
+    summed: str             # "rows" or "columns": the group the product contracts over
+    kept: tuple             # Q's indices that are not summed, in Q's order
+    extents: dict           # {index: extent} ("batch" for the batch index)
+
+    @property
+    def contracted(self):
+        return self.rows if self.summed == "rows" else self.columns
+
+    @property
+    def other(self):
+        return self.columns if self.summed == "rows" else self.rows
+
+
+def _ordered_symbols(indexed):
+    """The index symbols of ``indexed`` in order of first appearance (within one index, by name)."""
+    found = []
+    for index_ in indexed.indices:
+        for symbol in sorted(index_.free_symbols, key=sp.default_sort_key):
+            if symbol not in found:
+                found.append(symbol)
+    return found
 
 
 class Contractions:
@@ -343,24 +381,179 @@ class Contractions:
             self.contraction(w, term_list, target, target_indices, allocate)
 
     def contraction(self, w, term_list, target, target_indices, allocate):
-        """Emit code for target[target_indices] = Σ terms (read from a contracted index expression)."""
+        """Emit code for target[target_indices] = Σ terms (read from a contracted index expression): ``np.dot`` for
+        plain matrix products, a patch matrix and ``np.dot`` for correlations (:meth:`_correlation_plan`), loops for
+        the rest (added to what the products wrote)."""
         matmuls = [t for t in term_list if _is_matmul(t, target_indices) and not self._small(t)]
         others = [t for t in term_list if t not in matmuls]
-        shape = self.shapes[target]
+        plans = [(t, self._correlation_plan(t, target, target_indices)) for t in others]
+        correlations = [(t, plan) for t, plan in plans if plan is not None]
+        others = [t for t, plan in plans if plan is None]
+        if allocate:
+            self.buffer(w, target, self.shapes[target])
         for number, t in enumerate(matmuls):
             left, right = _matmul(t, target_indices)
             self.uses_blas = True
-            if number == 0 and allocate:
-                self.buffer(w, target, shape)
-                w(f"np.dot({left}, {right}, {target})")
-            elif number == 0:
+            if number == 0:
                 w(f"np.dot({left}, {right}, {target})")
             else:
                 w(f"{target} += np.dot({left}, {right})")
+        for number, (t, plan) in enumerate(correlations):
+            self._correlate(w, plan, target, target_indices, accumulate=bool(matmuls) or number > 0)
         if others:
-            if not matmuls and allocate:
-                self.buffer(w, target, shape)
-            self._loops(w, others, target, target_indices, accumulate=bool(matmuls))
+            self._loops(w, others, target, target_indices, accumulate=bool(matmuls or correlations))
+
+    # --- correlations: a patch matrix (im2col) and one matrix product ----------------------------------------
+
+    def _correlation_plan(self, t, target, target_indices):
+        """A :class:`_Correlation` for the term ``t`` of target[target_indices], or None when it is not one or is
+        small.  The shape: two factors, P read at index expressions (a convolution's a[n, d, s·y + u − p, …]) and Q
+        at distinct plain indices; every summed index in both; each target index in exactly one of them; the guards
+        in P's indices; the batch index in P, first of its group (so the patch matrix's rows are the batch's length); and the
+        fixed extents of all indices multiplying to more than :data:`SMALL_PRODUCT` (below, loops are cheaper)."""
+        if len(t.factors) != 2 or t.coefficient != 1 or t.rest != 1 or not t.summed:
+            return None
+        plain = [f for f in t.factors
+                 if all(isinstance(i, sp.Symbol) for i in f.indices) and len(set(f.indices)) == len(f.indices)]
+        if len(plain) != 1:
+            return None
+        operand = plain[0]
+        patches = next(f for f in t.factors if f is not operand)
+        summed, order = set(t.summed), _ordered_symbols(patches)
+        kept = tuple(i for i in operand.indices if i not in summed)
+        other = tuple(i for i in order if i not in summed)
+        if (len(summed) != len(t.summed) or not summed <= set(order) or not summed <= set(operand.indices)
+                or not kept or not other or set(kept) & set(other)
+                or set(kept) | set(other) != set(target_indices) or len(set(target_indices)) != len(target_indices)
+                or any(not g.free_symbols <= set(order) for g in t.guards) or any(low != 0 for _, low, _ in t.limits)):
+            return None
+        extents = dict(zip(target_indices, self._extents(target, target_indices)))
+        if len(extents) != len(target_indices):
+            return None
+        extents.update({index_: _extent(low, high) for index_, low, high in t.limits})
+        batch = [index_ for index_, extent in extents.items() if extent == "batch"]
+        if len(batch) != 1 or batch[0] not in order:
+            return None
+        contracted = tuple(i for i in order if i in summed)
+        rows, columns = (other, contracted) if batch[0] in summed else (contracted, other)
+        if columns[0] != batch[0] or math.prod(e for e in extents.values() if e != "batch") <= SMALL_PRODUCT:
+            return None
+        return _Correlation(patches, operand, tuple(t.guards), rows, columns,
+                            "columns" if batch[0] in summed else "rows", kept, extents)
+
+    def _flat_index(self, indices, extents):
+        """The row-major position of ``indices`` (the batch index, if there, first) as a SymPy expression."""
+        position, stride = sp.Integer(0), 1
+        for index_ in reversed(indices):
+            position += stride * index_
+            if extents[index_] != "batch":
+                stride *= extents[index_]
+        return position
+
+    @staticmethod
+    def _length(indices, extents):
+        """The number of positions of ``indices`` as text ("batch * 64" when the batch index is among them)."""
+        fixed = math.prod(extents[i] for i in indices if extents[i] != "batch")
+        if any(extents[i] == "batch" for i in indices):
+            return "batch" if fixed == 1 else f"batch * {fixed}"
+        return str(fixed)
+
+    def _matrix(self, w, name, rows, columns, extents):
+        """``name`` = a (rows × columns) matrix cut from ``scratch``.  One with the batch index takes its cells per
+        batch row; a fixed one takes as many cells per batch row as it has, so it fits any batch ≥ 1 (scratch
+        offsets stay multiples of ``batch``)."""
+        width = math.prod(extents[i] for i in (*rows, *columns) if extents[i] != "batch")
+        start, self.scratch_width = self.scratch_width, self.scratch_width + width
+        self.flat[name] = f"scratch[{f'{start} * batch' if start else ''}:{start + width} * batch]"
+        w(f"{name} = {self.flat[name]}"
+          f"{'' if any(extents[i] == 'batch' for i in (*rows, *columns)) else f'[:{width}]'}"
+          f".reshape(({self._length(rows, extents)}, {self._length(columns, extents)}))")
+
+    def _gather(self, w, name, value, rows, columns, extents, guards=()):
+        """Loops that fill the matrix ``name[rows, columns]`` with ``value``; with ``guards``, the matrix is zeroed
+        first and each guard bounds the loop of its innermost index (the padding is never read)."""
+        order = (*rows, *columns)
+        if guards:
+            w(f"{name}[:] = {self.p(sp.Float(0))}")
+        bounds = {index_: [] for index_ in order}
+        for guard in guards:
+            bounds[[index_ for index_ in order if guard.args[0].has(index_)][-1]].append(guard)
+        depth, known = w.depth, {}
+        for index_ in order:
+            w(f"for {index_} in range({self._range(index_, extents[index_], bounds[index_], known)}):")
+            w.depth += 1
+            if extents[index_] != "batch":
+                known[index_] = (0, extents[index_] - 1)
+        cell = sp.IndexedBase(name, real=True)[self._flat_index(rows, extents), self._flat_index(columns, extents)]
+        w(f"{self.p(cell)} = {self.p(value)}")
+        w.depth = depth
+
+    def _patches(self, w, plan):
+        """The patch matrix of ``plan`` (im2col), written here unless this function has written the same one
+        (up to the names of its indices: a convolution's forward pass and its weight gradient share it; the array
+        it reads is not written in between)."""
+        renamed = {**{index_: sp.Symbol(f"_r{k}", integer=True) for k, index_ in enumerate(plan.rows)},
+                   **{index_: sp.Symbol(f"_c{k}", integer=True) for k, index_ in enumerate(plan.columns)}}
+        key = ("patches", plan.patches.xreplace(renamed),
+               tuple(sorted((g.xreplace(renamed) for g in plan.guards), key=sp.default_sort_key)),
+               tuple(plan.extents[i] for i in plan.rows), tuple(plan.extents[i] for i in plan.columns))
+        if key in self.hoisted:
+            return self.hoisted[key]
+        name = self.hoisted[key] = f"cols{self.sum_count}"
+        self.sum_count += 1
+        guarded = sp.Mul(*plan.guards) * plan.patches
+        w(f"# {name}[({', '.join(map(str, plan.rows))}), ({', '.join(map(str, plan.columns))})] = {guarded}: "
+          f"the patches (im2col){', 0 where a guard fails' if plan.guards else ''}")
+        self._matrix(w, name, plan.rows, plan.columns, plan.extents)
+        self._gather(w, name, plan.patches, plan.rows, plan.columns, plan.extents, plan.guards)
+        return name
+
+    def _operand(self, w, plan):
+        """Q as a (kept × summed) matrix, as text: a view when its indices are (kept, summed) or (summed, kept) in
+        the patch matrix's order, else gathered into a scratch matrix in that order."""
+        kept, summed, extents = plan.kept, plan.contracted, plan.extents
+        base = str(plan.operand.base)
+        kept_length, summed_length = self._length(kept, extents), self._length(summed, extents)
+        if plan.operand.indices == (*kept, *summed):
+            return f"{base}.reshape(({kept_length}, {summed_length}))"
+        if plan.operand.indices == (*summed, *kept):
+            return f"{base}.reshape(({summed_length}, {kept_length})).T"
+        name = f"operand{self.sum_count}"
+        self.sum_count += 1
+        w(f"# {name}[({', '.join(map(str, kept))}), ({', '.join(map(str, summed))})] = {plan.operand}")
+        self._matrix(w, name, kept, summed, extents)
+        self._gather(w, name, plan.operand, kept, summed, extents)
+        return name
+
+    def _correlate(self, w, plan, target, target_indices, accumulate):
+        """target (+)= the product of Q and the patch matrix: Q · cols when the sum runs over the patches' rows (a
+        convolution), Q · colsᵀ when it runs over their columns (its weight gradient); straight into the target when
+        its indices are in the product's order (kept, others), else through a product matrix."""
+        cols = self._patches(w, plan)
+        left = self._operand(w, plan)
+        self.uses_blas = True
+        if plan.summed == "rows":
+            right, out_rows, out_columns = cols, plan.kept, plan.columns
+        else:
+            right, out_rows, out_columns = f"{cols}.T", plan.kept, plan.rows
+        summed = ", ".join(map(str, plan.contracted))
+        w(f"# {target}[({', '.join(map(str, out_rows))}), ({', '.join(map(str, out_columns))})] "
+          f"{'+' if accumulate else ''}= Σ_({summed}) {cols}[({', '.join(map(str, plan.rows))}), "
+          f"({', '.join(map(str, plan.columns))})] · {plan.operand}")
+        extents = plan.extents
+        shape = (self._length(out_rows, extents), self._length(out_columns, extents))
+        if tuple(target_indices) == (*out_rows, *out_columns) and not accumulate:
+            w(f"np.dot({left}, {right}, {target}.reshape(({', '.join(shape)})))")
+            return
+        name = f"product{self.sum_count}"
+        self.sum_count += 1
+        self._matrix(w, name, out_rows, out_columns, extents)
+        w(f"np.dot({left}, {right}, {name})")
+        cell = self.p(sp.IndexedBase(target, real=True)[tuple(target_indices)])
+        value = self.p(sp.IndexedBase(name, real=True)[self._flat_index(out_rows, extents),
+                                                        self._flat_index(out_columns, extents)])
+        with w.loops(*((index_, extents[index_]) for index_ in target_indices)):
+            w(f"{cell} {'+=' if accumulate else '='} {value}")
 
     def view(self, w, name, flat, shape):
         """``name = flat`` (a 1-D slice, C order) seen with ``shape``; the line is printed by :meth:`resolve_views`

@@ -124,10 +124,9 @@ class LayerCode(Contractions):
                     for index_, text in zip(over, self._decomposed("choice_k", extents)):
                         w(f"{index_} = {text}")
                 w(f"z = {self.p(value)}")
-                w("if z > best:")
-                with w.block():
-                    w("best = z")
-                    w(f"choice = {over[0] if len(over) == 1 else 'choice_k'}")
+                w("# selects, not branches: the winner depends on the data, a branch would be mispredicted")
+                w(f"choice = {over[0] if len(over) == 1 else 'choice_k'} if z > best else choice")
+                w("best = z if z > best else best")
             w(f"{self.p(sp.IndexedBase(f'a{number}', real=True)[out])} = best")
             w(f"{self.p(sp.IndexedBase(piece, real=True)[out])} = choice")
 
@@ -233,8 +232,11 @@ class LayerCode(Contractions):
             layer = model.layers[number - 1]
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
+            scattered = False
             if layer.max_over:
-                self._route(w, layer, number)
+                scattered = self._scatter_route(w, layer, number)
+                if not scattered:
+                    self._route(w, layer, number)
                 names[L.delta] = f"dz{number}"
             vjps = backprop.vjps(layer, evaluation=training is False)
             for base in layer.parameter_shapes:
@@ -246,7 +248,9 @@ class LayerCode(Contractions):
                 target = f"delta{number - 1}"
                 fprime = model.fprime_form(number - 2)
                 w(f"# {target}{list(indices)} = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
-                if expr == L.delta[indices]:
+                if scattered:
+                    w(f"# ({target} written above, δ at each winner)")
+                elif expr == L.delta[indices]:
                     w(f"{target} = delta{number}   # the same memory: δ is written over (not needed later)")
                 else:
                     self._assign(w, _arrays(expr, names), target, indices, allocate=True)
@@ -264,6 +268,35 @@ class LayerCode(Contractions):
                             w(f"{target}[n, j] = upstream * {factor}")
                         else:
                             w(f"{target}[n, j] *= {factor}")
+
+    def _scatter_route(self, w, layer, number):
+        """When the layer's map only reads its input at index expressions (z[n, …, max indices] = a[n, e(…)], max
+        pooling) and has no parameters, δ goes straight to the input entry each winner read:
+        delta{number − 1}[n, e(…, winner)] += delta[n, …], into a zeroed array (+= for windows that overlap), with no
+        dz over the max indices.  Returns False (nothing written) otherwise, and True when there is no input
+        gradient to write (the first layer)."""
+        sized = layer.sized_map()
+        if (layer.parameter_shapes or layer.activation.expr != layer.activation.variable
+                or not isinstance(sized, sp.Indexed) or sized.base != L.a):
+            return False
+        if number == 1:
+            return True
+        over, out, extents = _max_indices(layer)
+        target = f"delta{number - 1}"
+        read = _arrays(sized, {L.a: target})
+        piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
+        w(f"# δ reaches only the winning entry, which z{number}{list(layer.output_indices)} = {sized} read: "
+          f"{read} += delta{number}{list(out)} at {', '.join(map(str, over))} = piece{number}")
+        self.buffer(w, target, self.shapes[target], zero=True)
+        with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)):
+            if len(over) == 1:
+                w(f"{over[0]} = {piece}")
+            else:
+                w(f"choice = {piece}")
+                for index_, text in zip(over, self._decomposed("choice", extents)):
+                    w(f"{index_} = {text}")
+            w(f"{self.p(read)} += {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
+        return True
 
     def _route(self, w, layer, number):
         """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere."""
