@@ -5,6 +5,8 @@ import pytest
 
 import symnet as sn
 from symnet.errors import ConfigurationError
+from tests import zoo
+from tests.zoo import HYPER
 
 STEPS = 60
 
@@ -52,19 +54,11 @@ def reference_run(name, hyper, theta, batches):
     return history
 
 
-HYPER = {
-    "GD": dict(lr=0.1), "SGD": dict(lr=0.1), "Momentum": dict(lr=0.05, momentum=0.9),
-    "Nesterov": dict(lr=0.05, momentum=0.8), "AdaGrad": dict(lr=0.1, eps=1e-7),
-    "RMSProp": dict(lr=0.01, decay=0.9, eps=1e-7), "RMSPropNesterov": dict(lr=0.01, decay=0.95, momentum=0.9, eps=1e-7),
-    "Adam": dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-7),
-}
-
-
 def linear_network(name):
-    """The 3 → 2 linear layer with MSE of :func:`linear_gradient`, trained by optimizer ``name``.  Both step tests
-    below use it: one generated module per optimizer, compiled once per process (``net.step`` compiles
-    ``train_step``, ``sn.fit`` adds ``train_epoch``)."""
-    return sn.Sequential([sn.Dense(3, 2)], loss="mse").compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    """The 3 → 2 linear layer with MSE of :func:`linear_gradient`, trained by optimizer ``name`` (tests/zoo.py).  Both
+    step tests below use it, and test_train's GD test: one generated module per optimizer, compiled once per process
+    (``net.step`` compiles ``train_step``, ``sn.fit`` adds ``train_epoch``)."""
+    return zoo.linear(name)
 
 
 @pytest.mark.parametrize("name", sorted(HYPER))
