@@ -36,3 +36,11 @@ def generated_dir(test_cache, monkeypatch):
     monkeypatch.setenv(modules.ENVIRONMENT_VARIABLE, str(generated))
     monkeypatch.setenv(modules.RECORD_VARIABLE, str(records))
     return generated
+
+
+def pytest_configure(config):
+    """``SYMNET_COMPILE_REPORT=<path>``: record every Numba compile per test (tests/_compile_report.py)."""
+    if os.environ.get("SYMNET_COMPILE_REPORT"):
+        from tests import _compile_report
+
+        _compile_report.register(config)

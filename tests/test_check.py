@@ -8,6 +8,7 @@ import symnet as sn
 import symnet.check
 from symnet.generate import modules
 from symnet.network import CompiledNetwork
+from tests import zoo
 
 data = np.random.default_rng(2024)
 X = data.normal(size=(8, 3))
@@ -44,9 +45,11 @@ def linear_net(test_cache):
 
 @pytest.fixture(scope="module")
 def dropout_net(test_cache):
-    model = sn.Sequential([sn.Dense(3, 6, activation="tanh"), sn.Dropout(0.5), sn.Dense(6, 4)],
-                          loss="softmax_cross_entropy")
-    return compiled(test_cache, model)
+    """tests/zoo.py's dropout network, whose module test_layers compiles too (4 inputs, 3 classes)."""
+    generated, records = test_cache
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(modules.RECORD_VARIABLE, str(records))
+        return zoo.dropout_small(directory=generated)
 
 
 def textbook_gradient(params, X, Y):
@@ -216,6 +219,8 @@ def test_networks_above_the_limit_are_sampled_by_default(tanh_net, monkeypatch):
 
 def test_dropout_network_is_checked_with_one_fixed_mask(dropout_net):
     params = dropout_net.init(seed=1)
+    rng = np.random.default_rng(4)
+    X, Y_CLASSES = rng.normal(size=(8, 4)), np.eye(3)[rng.integers(0, 3, 8)]     # the shapes of this network
     result = sn.check_gradient(dropout_net, params, X, Y_CLASSES)
     assert result.ok and result.noise_seed == 0
     assert any("noise_seed = 0" in note for note in result.notes) and "noise_seed = 0" in str(result)

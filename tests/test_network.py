@@ -10,6 +10,7 @@ import pytest
 import sympy as sp
 
 import symnet as sn
+from tests import zoo
 from tests.references import generated_texts
 from symnet.declare import activations
 from symnet.declare import layers as L
@@ -200,16 +201,14 @@ def test_digits_sized_network_matches_numpy_textbook_backprop():
 
 
 def sgd_network():
-    """A small sigmoid network with SGD (two tests share its module)."""
-    model = sn.Sequential([sn.Dense(5, 4, activation="sigmoid"), sn.Dense(4, 2)], loss="mse")
-    return model.compile(optimizer=sn.optim.SGD(lr=0.3))
+    """tests/zoo.py's digits network with SGD: these two tests and test_train's share its module."""
+    return zoo.digits_small(sn.optim.SGD(lr=0.3))
 
 
 def test_sgd_step_is_theta_minus_lr_times_gradient():
     net = sgd_network()
     params = net.init(seed=4)
-    rng = np.random.default_rng(4)
-    X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 2))
+    X, Y = classification_data(8, 64, 10, seed=4)
     before = params.flat.copy()
     expected_loss, grads = net.loss_and_grad(params, X, Y)
     assert net.step(params, X, Y) == expected_loss
@@ -218,8 +217,7 @@ def test_sgd_step_is_theta_minus_lr_times_gradient():
 
 def test_plain_dict_parameters_are_accepted_and_updated_in_place():
     net = sgd_network()
-    rng = np.random.default_rng(5)
-    X, Y = rng.normal(size=(8, 5)), rng.normal(size=(8, 2))
+    X, Y = classification_data(8, 64, 10, seed=5)
     packed = net.init(seed=0)
     params = {k: v.copy() for k, v in packed.items()}
     arrays = {k: params[k] for k in params}

@@ -5,6 +5,8 @@ import pytest
 
 import symnet as sn
 from symnet.errors import ConfigurationError
+from tests import zoo
+from tests.zoo import HYPER
 
 STEPS = 60
 
@@ -52,19 +54,11 @@ def reference_run(name, hyper, theta, batches):
     return history
 
 
-HYPER = {
-    "GD": dict(lr=0.1), "SGD": dict(lr=0.1), "Momentum": dict(lr=0.05, momentum=0.9),
-    "Nesterov": dict(lr=0.05, momentum=0.8), "AdaGrad": dict(lr=0.1, eps=1e-7),
-    "RMSProp": dict(lr=0.01, decay=0.9, eps=1e-7), "RMSPropNesterov": dict(lr=0.01, decay=0.95, momentum=0.9, eps=1e-7),
-    "Adam": dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-7),
-}
-
-
 def linear_network(name):
-    """The 3 → 2 linear layer with MSE of :func:`linear_gradient`, trained by optimizer ``name``.  Both step tests
-    below use it: one generated module per optimizer, compiled once per process (``net.step`` compiles
-    ``train_step``, ``sn.fit`` adds ``train_epoch``)."""
-    return sn.Sequential([sn.Dense(3, 2)], loss="mse").compile(optimizer=getattr(sn.optim, name)(**HYPER[name]))
+    """The 3 → 2 linear layer with MSE of :func:`linear_gradient`, trained by optimizer ``name`` (tests/zoo.py).  Both
+    step tests below use it, and test_train's GD test: one generated module per optimizer, compiled once per process
+    (``net.step`` compiles ``train_step``, ``sn.fit`` adds ``train_epoch``)."""
+    return zoo.linear(name)
 
 
 @pytest.mark.parametrize("name", sorted(HYPER))
@@ -129,14 +123,18 @@ def test_parallel_activation_loops_give_the_serial_results():
     paths, which LLVM may vectorise differently on another CPU: equal to within rounding, not bit for bit."""
     rng = np.random.default_rng(5)
     X, Y = rng.normal(size=(45, 3)), rng.uniform(size=(45, 64))
-    # relu is as wide as the others but cheap: its loop stays serial; a sigmoid output saves a layer to compile
-    model = sn.Sequential([sn.Dense(3, 64, "relu"), sn.Dense(64, 64, "tanh"), sn.Dense(64, 64, "sigmoid")],
-                          loss="mse")
+    # relu is as wide as the others but cheap: its loop stays serial (the text says so; generating it compiles
+    # nothing); the two modules trained are those without it, a layer less to compile. A sigmoid output saves one more
+    with_relu = sn.Sequential([sn.Dense(3, 64, "relu"), sn.Dense(64, 64, "tanh"), sn.Dense(64, 64, "sigmoid")],
+                              loss="mse")
+    text = with_relu.compile(optimizer=sn.optim.Adam(lr=0.01), parallel=True).path.read_text()
+    assert text.count("for n in numba.prange(batch):") == 2 * 4   # tanh and sigmoid, in the 4 functions with a forward pass
+    assert "parallel=True" in text
+    model = sn.Sequential([sn.Dense(3, 64, "tanh"), sn.Dense(64, 64, "sigmoid")], loss="mse")
     parallel = model.compile(optimizer=sn.optim.Adam(lr=0.01), parallel=True)
     serial = model.compile(optimizer=sn.optim.Adam(lr=0.01))
-    text = parallel.path.read_text()
-    assert text.count("for n in numba.prange(batch):") == 2 * 4   # tanh and sigmoid, in the 4 functions with a forward pass
-    assert "parallel=True" in text and "prange" not in serial.path.read_text()
+    assert parallel.path.read_text().count("for n in numba.prange(batch):") == 2 * 4
+    assert "prange" not in serial.path.read_text()
     first, second = parallel.init(seed=2), serial.init(seed=2)
     one = sn.fit(parallel, first, X, Y, epochs=3, batch_size=16, seed=1)
     two = sn.fit(serial, second, X, Y, epochs=3, batch_size=16, seed=1)

@@ -11,6 +11,7 @@ import symnet as sn
 from symnet import models
 from symnet.errors import ConfigurationError
 from symnet.train.loop import accuracy
+from tests import zoo
 
 
 def digits_split():
@@ -19,8 +20,8 @@ def digits_split():
 
 
 def small_net(optimizer=None, hidden=8):
-    model = sn.Sequential([sn.Dense(64, hidden, "tanh"), sn.Dense(hidden, 10)], loss="softmax_cross_entropy")
-    return model.compile(optimizer=optimizer or sn.optim.Adam(lr=0.01))
+    """tests/zoo.py's digits network: the tests here use it with Adam or SGD (two modules for the whole file)."""
+    return zoo.digits_small(optimizer, hidden)
 
 
 # --- datasets --------------------------------------------------------------------
@@ -127,7 +128,7 @@ def test_nan_stops_at_once_and_restores_the_last_finite_state():
 
 def test_early_stopping_restores_the_best_epoch_and_callbacks_stop():
     X_train, Y_train, X_test, Y_test = digits_split()
-    net = small_net(sn.optim.Adam(lr=0.05), hidden=32)
+    net = small_net(sn.optim.Adam(lr=0.05))
     params = net.init(seed=0)
     history = sn.fit(net, params, X_train[:200], Y_train[:200], epochs=200, batch_size=16, seed=0,
                      validation=(X_test, Y_test), early_stopping=3)
@@ -152,13 +153,18 @@ def test_validation_split_and_progress_lines(capsys):
 
 
 def test_gd_uses_the_whole_set_as_one_batch():
-    X_train, Y_train, *_ = digits_split()
-    gd = small_net(sn.optim.GD(lr=0.5))
-    sgd = small_net(sn.optim.SGD(lr=0.5))
+    """test_optim's linear networks (tests/zoo.py), whose GD and SGD modules it compiles for sn.fit already."""
+    rng = np.random.default_rng(8)
+    X_train, Y_train = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    gd = zoo.linear("GD", lr=0.2)
+    sgd = zoo.linear("SGD", lr=0.2)
     first, second = gd.init(seed=0), sgd.init(seed=0)
     sn.fit(gd, first, X_train, Y_train, epochs=3, seed=0)
     sn.fit(sgd, second, X_train, Y_train, epochs=3, batch_size=None, seed=0)
     assert np.array_equal(first.flat, second.flat)
+    minibatches = sgd.init(seed=0)
+    sn.fit(sgd, minibatches, X_train, Y_train, epochs=3, batch_size=10, seed=0)     # 5 steps an epoch: not GD
+    assert not np.array_equal(minibatches.flat, first.flat)
 
 
 def test_fit_bad_arguments():
@@ -223,7 +229,7 @@ def test_strided_or_foreign_flat_arrays_are_copied_or_refused():
 # --- checkpoints -------------------------------------------------------------------
 
 def test_checkpoint_round_trip_is_bit_exact_and_checks_the_model(tmp_path):
-    net = small_net(sn.optim.RMSPropNesterov(lr=0.01))
+    net = small_net(sn.optim.Adam(lr=0.01))       # the module of the other tests here; its state has 3 arrays
     params = net.init(seed=2)
     X_train, Y_train, *_ = digits_split()
     sn.fit(net, params, X_train[:64], Y_train[:64], epochs=1, seed=0)

@@ -139,17 +139,25 @@ def test_symbol_names_cannot_leave_the_comments_of_an_expression_module(tmp_path
     assert gradient[0] == pytest.approx(2 + np.cos(1.0), rel=1e-15)
 
 
-@pytest.mark.parametrize("name", [n for n in NASTY_NAMES if n.isprintable()])
-def test_activation_names_cannot_leave_the_docstring_of_a_network_module(tmp_path, name):
+def test_activation_names_cannot_leave_the_docstring_of_a_network_module(tmp_path):
+    """Every printable nasty name as the activation of one layer of one network: one module to compile."""
     t = sn.activations.t
-    activation = sn.Activation(name, sp.tanh(t))
-    model = sn.Sequential([sn.Dense(2, 3, activation=activation), sn.Dense(3, 1)], loss="mse")
-    net = model.compile(directory=tmp_path)
-    modules.check_source(net.path.read_text())
+    names = [name for name in NASTY_NAMES if name.isprintable()]
+    sizes = [2] + [3] * len(names)
+    layers = [sn.Dense(a, b, activation=sn.Activation(name, sp.tanh(t))) for a, b, name in zip(sizes, sizes[1:], names)]
+    net = sn.Sequential(layers + [sn.Dense(3, 1)], loss="mse").compile(directory=tmp_path)
+    text = net.path.read_text()
+    modules.check_source(text)
+    assert "\nimport os" not in text
+    for name in names:
+        assert f"activation={name!r}".replace("\\", "\\\\").replace('"', '\\"') in text, name
     X = np.array([[0.5, -1.0]])
     params = net.init(seed=0)
-    hidden = np.tanh(X @ params["W1"].T + params["b1"])
-    assert net.predict(params, X) == pytest.approx(hidden @ params["W2"].T + params["b2"], rel=1e-14)
+    hidden = X
+    for number in range(1, len(names) + 1):
+        hidden = np.tanh(hidden @ params[f"W{number}"].T + params[f"b{number}"])
+    last = len(names) + 1
+    assert net.predict(params, X) == pytest.approx(hidden @ params[f"W{last}"].T + params[f"b{last}"], rel=1e-13)
 
 
 @pytest.mark.parametrize("name", ["two\nlines", "tab\there", "nul\x00"])
