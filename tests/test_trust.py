@@ -426,3 +426,15 @@ def test_a_module_is_locked_while_one_of_its_functions_compiles_and_only_then(tm
     assert function.compiled == [((numba.typeof(np.zeros(3)), numba.int64), True)] and not locked()
     modules.compile_once(function, path, (np.zeros(3), 2))
     assert len(function.compiled) == 1
+
+
+def test_activations_that_differ_only_in_name_get_their_own_modules(tmp_path):
+    """The module's docstring names the activation, so the name is part of the content hash: the same expression
+    under another name is another file, not a rewrite of (or a silent match with) the first."""
+    renamed = sn.Activation("my_tanh", sp.tanh(sn.activations.t))
+    paths = []
+    for activation in ("tanh", renamed):
+        net = sn.Sequential([sn.Dense(2, 3, activation), sn.Dense(3, 1)], loss="mse").compile(directory=tmp_path)
+        paths.append(net.path)
+        assert (activation if isinstance(activation, str) else activation.name) in net.path.read_text()
+    assert paths[0] != paths[1]

@@ -223,12 +223,14 @@ class Layer:
         return [(base, tuple(self._extent(extent) for extent in shape)) for base, shape in self.state_shapes.items()]
 
     def definition(self):
-        """Text that identifies this layer for the content hash."""
+        """Text that identifies this layer for the content hash: everything its generated code depends on,
+        including the activation's name, which the module's docstring prints."""
         maps = sp.srepr(self.forward_map)
         if self.evaluation_map is not None or self.state_shapes:
             maps += sp.srepr([self.evaluation_map, sorted(self.state_updates.items(), key=str)])
         return (f"{self.kind}({self.input_shape},{self.z_shape},{sorted(map(str, self.size_values().items()))},"
-                f"{maps},{sp.srepr(self.activation.expr)},{self.activation.parameters},{self.init})")
+                f"{maps},{self.activation.name!r},{sp.srepr(self.activation.expr)},{self.activation.parameters},"
+                f"{self.init})")
 
     def sized_map(self, evaluation=False):
         """The forward map (with ``evaluation``, the map outside training) with this layer's sizes put in and the
