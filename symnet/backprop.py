@@ -65,3 +65,14 @@ def _derived(forward_map, targets, output_indices, output_ranges):
         ranges = {index_: (0, extent - 1) for index_, extent in zip(indices, base_extents)}
         result[base] = (indices, contract(total, ranges))
     return result
+
+
+def jvp(expr, directions):
+    """The directional derivative of the index expression ``expr`` (Pearlmutter's R-operator):
+    ``Σ_B Σ_idx ∂expr/∂B[idx] · D_B[idx]`` for each IndexedBase ``B`` of ``directions`` = ``{B: D_B}``, every read
+    ``B[idx]`` moved to ``B[idx] + ε·D_B[idx]`` and differentiated at ε = 0.  Sums stay sums (their summands
+    differentiated), so the result is again an index expression the generator evaluates."""
+    step = sp.Dummy("epsilon")
+    moved = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in directions,
+                         lambda e: e + step * directions[e.base][e.indices])
+    return tidy(sp.diff(moved, step).xreplace({step: 0}))

@@ -409,10 +409,12 @@ class Sequential:
 
 
 class CompiledNetwork:
-    """A model backed by one generated module: ``init``, ``loss``, ``loss_and_grad``, ``predict``, ``step``."""
+    """A model backed by one generated module: ``init``, ``loss``, ``loss_and_grad``, ``predict``, ``step``; and by a
+    second one, written on first use, for ``hvp`` and ``hessian``."""
 
     def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
+        self._directory, self._second_order = directory, None
         self.layout = parameter_layout(model.layers)
         self.signatures = signatures(model, optimizer)   # the generated functions' arguments, in order
         self.size = self.layout[-1][2] if self.layout else 0
@@ -572,7 +574,7 @@ class CompiledNetwork:
             raise NonFiniteError(f"Y contains NaN or infinity (first in row {row})")
         return X, Y
 
-    def _call(self, function, theta, inputs, tail):
+    def _call(self, function, theta, inputs, tail, path=None):
         """``function(theta, *inputs, *tail)`` of the generated module, checking X and Y (``inputs``) at no cost
         when they are right.
 
@@ -587,7 +589,7 @@ class CompiledNetwork:
         if function not in self._sealed:
             inputs = self._inputs(*inputs)
             inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-            modules.compile_once(function, self.path, (theta, *inputs, *tail))
+            modules.compile_once(function, path or self.path, (theta, *inputs, *tail))
             result = function(theta, *inputs, *tail)
             function.disable_compile()
             self._sealed.add(function)
@@ -646,6 +648,77 @@ class CompiledNetwork:
         loss = self._call(self.module.loss_and_gradient, packed.flat, (X, Y), (*noise, out.flat))
         return loss, out
 
+    # --- second order ------------------------------------------------------------
+
+    def _second_order_module(self):
+        """The module of ``hessian_vector_product`` (``hessian_<hash>.py``), written and loaded on first use: its
+        derivation (the R-images of every map and VJP) is not paid by networks that never ask for it."""
+        if self._second_order is None:
+            learned = [f"layer {number}'s {layer.activation.name}" for number, layer in enumerate(self.model.layers, 1)
+                       if layer.activation.parameters]
+            if learned:
+                raise ConfigurationError(f"Hessian-vector products of activations with trainable parameters "
+                                         f"({', '.join(learned)}) are not supported yet")
+            digest = modules.content_hash("hessian", self.model.definition(), self.dtype)
+            module, path, _ = modules.load(
+                "hessian", digest,
+                lambda: NetworkModule(self.model, None, self.dtype, digest, False).text(second_order=True),
+                self._directory)
+            self._second_order = (module, path)
+        return self._second_order
+
+    def _direction(self, v):
+        """``v`` as a flat contiguous array of this network's layout and dtype, and whether it came as parameters."""
+        if isinstance(v, Mapping):
+            flat = self.pack(v).flat
+        else:
+            flat = np.asarray(v)
+            if flat.shape != (self.size,):
+                raise ShapeError(f"v must be parameters of this network (a mapping such as net.init() returns) or a "
+                                 f"flat array of {self.size} entries in their layout; got shape {flat.shape}")
+            if not np.issubdtype(flat.dtype, np.number) or np.iscomplexobj(flat):
+                raise ShapeError(f"v must hold real numbers, got dtype {flat.dtype}")
+            flat = np.ascontiguousarray(flat, dtype=self._np_dtype)
+        if not np.isfinite(flat).all():
+            raise NonFiniteError(f"v contains NaN or infinity (first at flat index "
+                                 f"{int(np.argmax(~np.isfinite(flat)))})")
+        return flat, isinstance(v, Mapping)
+
+    def hvp(self, params, X, Y, v, noise_seed=None):
+        """H·v: the Hessian of the mean loss (with the weight-decay term) at ``params`` times ``v``, exact to
+        rounding, for the cost of about two gradients: Pearlmutter's R-operator, each layer's forward map and VJPs
+        differentiated once more by SymPy in the direction v (:mod:`symnet.generate.second_order`).
+
+        ``v``: parameters of this network (a mapping such as ``net.init()`` returns) or a flat array in their
+        layout; the result comes back in the same form.  State entries (BatchNorm's running statistics) of ``v``
+        are ignored and those of the result are 0.  ``noise_seed`` as in :meth:`loss`.  Piecewise activations
+        count as having f'' = 0 at their kinks."""
+        module, path = self._second_order_module()
+        direction, as_parameters = self._direction(v)
+        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        result = np.empty(self.size, self._np_dtype)
+        self._call(module.hessian_vector_product, self._packed(params).flat, (X, Y), (*noise, direction, result),
+                   path=path)
+        return Parameters(result, self.layout) if as_parameters else result
+
+    def hessian(self, params, X, Y, noise_seed=None):
+        """The dense Hessian of the mean loss over the trainable parameters, ``(P, P)`` with P =
+        ``model.parameter_count``, rows and columns in the order of ``params.flat``: one :meth:`hvp` per column.
+        For small networks (P ≤ :data:`HESSIAN_MAX`)."""
+        count = self.model.parameter_count
+        if count > HESSIAN_MAX:
+            raise ConfigurationError(f"the dense Hessian of {count:,} parameters has {count * count:,} entries; "
+                                     f"net.hessian stops at {HESSIAN_MAX:,} parameters: use net.hvp(params, X, Y, v)")
+        packed = self._packed(params)
+        X, Y = self._inputs(X, Y)
+        unit = np.zeros(self.size, self._np_dtype)
+        matrix = np.empty((count, count), self._np_dtype)
+        for column in range(count):
+            unit[column] = 1
+            matrix[:, column] = self.hvp(packed, X, Y, unit, noise_seed)[:count]
+            unit[column] = 0
+        return matrix
+
     def step(self, params, X, Y, noise_seed=None):
         """One training step in place (forward, back-propagation, optimizer update); returns the loss before it.
 
@@ -671,6 +744,10 @@ class CompiledNetwork:
         if packed is not params:
             copy_back(packed, params)
         return loss
+
+
+HESSIAN_MAX = 4096
+"""The most parameters :meth:`CompiledNetwork.hessian` builds a dense Hessian for (16.8 M entries, 134 MB)."""
 
 
 def _shape(shape):

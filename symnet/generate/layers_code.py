@@ -70,7 +70,7 @@ class LayerCode(Contractions):
             elif not evaluated:
                 self.buffer(w, f"z{number}", ("batch", *layer.z_shape), zero=True)
             identity = f.expr == f.variable
-            keep_z = identity or bool(f.parameters)          # ∂f/∂γ of trainable parameters reads z backwards
+            keep_z = identity or bool(f.parameters) or self.keep_z   # ∂f/∂γ (and f'' in H·v) read z backwards
             if keep_z and not identity:
                 self.buffer(w, f"a{number}", ("batch", *layer.z_shape))
             else:
@@ -298,13 +298,15 @@ class LayerCode(Contractions):
             w(f"{self.p(read)} += {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
         return True
 
-    def _route(self, w, layer, number):
-        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere."""
+    def _route(self, w, layer, number, prefix=""):
+        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere (``prefix`` + those names: the
+        R-images' with "r")."""
         over, out, extents = _max_indices(layer)
         piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
-        w(f"# δ reaches only the winning entry: dz{number}{list(layer.output_indices)} = delta{number}{list(out)} "
+        dz, delta = f"{prefix}dz{number}", f"{prefix}delta{number}"
+        w(f"# δ reaches only the winning entry: {dz}{list(layer.output_indices)} = {delta}{list(out)} "
           f"[{', '.join(map(str, over))} = piece{number}]")
-        self.buffer(w, f"dz{number}", ("batch", *layer.z_shape), zero=True)
+        self.buffer(w, dz, ("batch", *layer.z_shape), zero=True)
         with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)):
             if len(over) == 1:
                 chosen = [piece]
@@ -312,4 +314,4 @@ class LayerCode(Contractions):
                 w(f"choice = {piece}")
                 chosen = self._decomposed("choice", extents)
             cell = ", ".join([*map(str, out), *chosen])
-            w(f"dz{number}[{cell}] = {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
+            w(f"{dz}[{cell}] = {self.p(sp.IndexedBase(delta, real=True)[out])}")

@@ -34,6 +34,7 @@ from symnet.generate.layers_code import A_SCALAR
 from symnet.generate.loss_code import LossCode
 from symnet.generate.optimizer_code import OptimizerCode
 from symnet.generate.printer import NumbaPrinter
+from symnet.generate.second_order import SecondOrderCode
 from symnet.generate.writer import JIT, _Writer
 
 __all__ = ["A_SCALAR", "JIT", "NetworkModule"]   # A_SCALAR and JIT: importers read them from here
@@ -56,7 +57,12 @@ def signatures(model, optimizer):
     return result
 
 
-class NetworkModule(LossCode, OptimizerCode):
+def hvp_arguments(model):
+    """The arguments of the second-order module's ``hessian_vector_product``, in order (as :func:`signatures`)."""
+    return ["theta", "X", "Y", *(["noise_seed"] if model.training_mode else []), "v", "hv"]
+
+
+class NetworkModule(LossCode, OptimizerCode, SecondOrderCode):
     """Generates the module text of one compiled network."""
 
     def __init__(self, model, optimizer, dtype, digest, parallel):
@@ -72,23 +78,25 @@ class NetworkModule(LossCode, OptimizerCode):
         self.views_pending, self.uses_blas, self.sum_count = [], False, 0   # of the function being written
         self.hoisted = {}   # {a sum with its indices renamed: the array cell this function computed it into}
         self.flat = {}   # {buffer name: its slice of scratch}
+        self.keep_z = False   # keep every layer's z apart from its a (the Hessian-vector product reads both)
         self.kernels = kernels.FUNCTIONS
         self.printer = NumbaPrinter(dtype, {L.N: "samples"}, kernels=self.kernels)
         # the arrays' shapes; per-sample tensors of rank > 1 are stored as rows of the batch (printer.flat_rows)
         self.shapes = {"X": ("batch", *model.layers[0].input_shape), "Y": ("batch", model.layers[-1].n_out)}
         for number, layer in enumerate(model.layers, start=1):
             for base, shape in layer.parameters:
-                self.shapes[f"{base}{number}"] = shape
-                self.shapes[f"grad_{base}{number}"] = shape
-            for prefix in ("z", "a", "delta", "fprime"):
+                for prefix in ("", "grad_", "v_", "hv_"):
+                    self.shapes[f"{prefix}{base}{number}"] = shape
+            for prefix in ("z", "a", "delta", "fprime", "rz", "ra", "rdelta", "u", "ru"):   # r: R-images (H·v)
                 self.shapes[f"{prefix}{number}"] = ("batch", *layer.output_shape)
             if layer.noise is not None:
                 self.shapes[f"{layer.noise}{number}"] = ("batch", *layer.output_shape)
             if layer.max_over:
-                self.shapes[f"z{number}"] = self.shapes[f"dz{number}"] = ("batch", *layer.z_shape)
+                for prefix in ("z", "dz", "rz", "rdz"):
+                    self.shapes[f"{prefix}{number}"] = ("batch", *layer.z_shape)
                 self.shapes[f"piece{number}"] = ("batch", *layer.output_shape)   # int64: the winner of each max
         pieces = {f"{prefix}{number}" for number, layer in enumerate(model.layers, start=1)
-                  if layer.max_over for prefix in ("z", "dz")}   # z over the max's indices: a view of its shape
+                  if layer.max_over for prefix in ("z", "dz", "rz", "rdz")}   # over the max's indices: views of the shape
         self.printer.flat_rows = {name: shape[1:] for name, shape in self.shapes.items()
                                   if shape[0] == "batch" and len(shape) > 2 and name not in pieces}
 
@@ -105,7 +113,7 @@ class NetworkModule(LossCode, OptimizerCode):
 
     # --- functions -------------------------------------------------------------
 
-    def function(self, w, name, arguments, docstring, with_loss, with_gradient, step=False):
+    def function(self, w, name, arguments, docstring, with_loss, with_gradient, step=False, body=None):
         """``name``: forward (and loss, and back-propagation, and with ``step`` the optimizer's update), after the
         input checks and making its own scratch array unless ``scratch`` is one of its arguments.  Returns the
         scratch width per batch row its buffers take.
@@ -117,7 +125,9 @@ class NetworkModule(LossCode, OptimizerCode):
 
         A network with a layer that has a map of its own outside training (BatchNorm) gets its body written once
         per mode: ``_train_step`` trains, ``predict`` evaluates, and the functions with a noise seed test its sign
-        once, then run the body of that mode."""
+        once, then run the body of that mode.  ``body``: writes the work between the checks and the return
+        (:meth:`_body` unless given; the Hessian-vector product has its own)."""
+        body = body or self._body
         with w.function(name, arguments):
             lines = docstring.split("\n")
             for number, line in enumerate(lines):
@@ -133,11 +143,11 @@ class NetworkModule(LossCode, OptimizerCode):
             branched = self.model.has_evaluation_maps and "noise_seed" in arguments and not step
             if not self.model.has_evaluation_maps:
                 self._seed(w, arguments)
-                self._body(w, arguments, with_loss, with_gradient, point)
+                body(w, arguments, with_loss, with_gradient, point)
             elif not branched:
                 if step:
                     self._seed(w, arguments)
-                self._body(w, arguments, with_loss, with_gradient, point, training=step)
+                body(w, arguments, with_loss, with_gradient, point, training=step)
             else:
                 self._seed(w, arguments)
                 start, widths = self.scratch_width, []
@@ -145,7 +155,7 @@ class NetworkModule(LossCode, OptimizerCode):
                     self.scratch_width, self.hoisted = start, {}
                     w(test)
                     with w.block():
-                        self._body(w, arguments, with_loss, with_gradient, point, training)
+                        body(w, arguments, with_loss, with_gradient, point, training)
                         if with_loss:
                             w("return loss")
                     widths.append(self.scratch_width)
@@ -179,8 +189,7 @@ class NetworkModule(LossCode, OptimizerCode):
         False when the function's mode is known here (BatchNorm's maps), None when only Dropout's masks depend on it
         and test the noise seed themselves."""
         if with_loss:
-            w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
-              else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
+            self.loss_prologue(w)
         self.views(w, point, state=training is False)   # only the maps outside training read the state
         if with_gradient:
             self.views(w, "gradient", prefix="grad_", state=False)
@@ -197,6 +206,11 @@ class NetworkModule(LossCode, OptimizerCode):
             self.backward(w, training)
         self.weight_decay(w, with_gradient)
 
+    def loss_prologue(self, w):
+        """``inv_batch`` = 1/N in the module's dtype, the loss's mean."""
+        w(f"inv_batch = {self.p(sp.Integer(1))} / batch" if self.dtype == "float64"
+          else f"inv_batch = {self.p(sp.Integer(1))} / np.{self.dtype}(batch)")
+
     def checked(self, w, name, arguments, scratch_width):
         """``name(...)``: :meth:`input_checks`, then the scratch array, then ``_name(..., scratch)``, the unchecked
         function that train_epoch calls (``fit`` checks its data once, not every batch again)."""
@@ -211,7 +225,7 @@ class NetworkModule(LossCode, OptimizerCode):
         """Refuse flat arrays (theta, gradient, work) of the wrong length or not contiguous in the module's dtype:
         their views are written with fixed strides and read without bounds checks."""
         size = self.size
-        lengths = {"theta": size, "gradient": size}
+        lengths = {"theta": size, "gradient": size, "v": size, "hv": size}
         if self.optimizer is not None:
             lengths["work"] = size * len(self.optimizer.buffer_names())
         flats = [name for name in lengths if name in arguments]
@@ -246,14 +260,23 @@ class NetworkModule(LossCode, OptimizerCode):
         return (f" With noise_seed ≥ 0 the network runs as in training (batch statistics{masks}); with −1 as "
                 "outside it (running statistics).")
 
-    def text(self):
+    def text(self, second_order=False):
+        """The module's text: predict, loss_value, loss_and_gradient and, with an optimizer, the training step and
+        epoch; with ``second_order`` instead the second-order module, ``hessian_vector_product``."""
         model = self.model
         description = "\n" + "\n".join(modules.literal_text(line) for line in model.summary().split("\n")) + "\n"
         w = _Writer()
-        for line in modules.header(f"Compiled network {modules.literal_text(model.describe())}", self.digest,
+        title = "Second-order functions of network" if second_order else "Compiled network"
+        for line in modules.header(f"{title} {modules.literal_text(model.describe())}", self.digest,
                                    description).rstrip("\n").split("\n"):
             w(line)
         kernel_at = len(w.lines)
+        if second_order:
+            self.function(w, "hessian_vector_product", hvp_arguments(model),
+                          "Mean loss; fills hv (flat, same layout as theta) with H·v, the Hessian of the mean loss "
+                          "(with weight decay) at theta times v, by the R-operator." + self._mode_sentence(),
+                          with_loss=True, with_gradient=False, body=self.hvp_body)
+            return self._with_kernels(w, kernel_at)
         self.function(w, "predict", self.signatures["predict"], "Network output a_L for inputs X (batch, in).",
                       with_loss=False, with_gradient=False)
         noise = self._mode_sentence()
@@ -269,6 +292,10 @@ class NetworkModule(LossCode, OptimizerCode):
                                        with_loss=True, with_gradient=True, step=True)
             self.checked(w, "train_step", step_arguments, step_width)
             self.epoch(w, step_width)
+        return self._with_kernels(w, kernel_at)
+
+    def _with_kernels(self, w, kernel_at):
+        """The module's text with the kernels its code calls inserted at line ``kernel_at``."""
         w.lines[kernel_at:kernel_at] = [line for text in kernels.texts_for(self.printer.used | self.kernels_used)
                                         for line in text.rstrip("\n").split("\n")]
         return "\n".join(w.lines) + "\n"

@@ -1,0 +1,101 @@
+"""Exact Hessian-vector products (net.hvp, the R-operator) against two independent references: Richardson-
+extrapolated central differences of the compiled gradient along v, and the Hessian of the whole loss unrolled into
+one SymPy expression (tiny networks); net.hessian against stacked products; bad input."""
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+import symnet as sn
+from symnet.errors import ConfigurationError, NonFiniteError, ShapeError
+from symnet.network import Parameters
+
+
+def difference_hvp(net, params, X, Y, v, noise_seed=None, h=1e-4):
+    """(4 D(h/2) − D(h)) / 3 with D(h) = (g(θ + h v) − g(θ − h v)) / 2h, g the compiled gradient: error O(h⁴)."""
+    def gradient(theta):
+        return net.loss_and_grad(Parameters(theta, net.layout), X, Y, noise_seed=noise_seed)[1].flat.copy()
+
+    def central(step):
+        return (gradient(params.flat + step * v) - gradient(params.flat - step * v)) / (2 * step)
+    return (4 * central(h / 2) - central(h)) / 3
+
+
+def direction(net, seed):
+    v = np.random.default_rng(seed).normal(size=net.size)
+    v[net.model.parameter_count:] = 0          # state (running statistics) is not a direction of the loss
+    return v
+
+
+CASES = {
+    "dense tanh, softmax cross-entropy, weight decay": (
+        lambda: sn.Sequential([sn.Dense(4, 5, "tanh"), sn.Dense(5, 3)], loss="softmax_cross_entropy",
+                              weight_decay=0.01), (4,), 3, None),
+    "conv, max pooling, maxout, softmax, cross-entropy": (
+        lambda: sn.Sequential([sn.Conv2D(1, 2, 3, padding=1, activation="tanh"), sn.MaxPool2D(2), sn.Flatten(),
+                               sn.Maxout(8, 4, pieces=2), sn.Dense(4, 3), sn.Softmax()], loss="cross_entropy",
+                              input_shape=(1, 5, 5)), (1, 5, 5), 3, None),
+    "strided conv, average pooling, layer norm, mse": (
+        lambda: sn.Sequential([sn.Conv2D(1, 2, 3, stride=2, activation="sigmoid"), sn.AvgPool2D(2), sn.Flatten(),
+                               sn.LayerNorm(2), sn.Dense(2, 2, "softplus")], loss="mse", input_shape=(1, 5, 5)),
+        (1, 5, 5), 2, None),
+    "batch norm and dropout in training": (
+        lambda: sn.Sequential([sn.Dense(3, 4, "tanh"), sn.BatchNorm(4), sn.Dropout(0.25), sn.Dense(4, 2)],
+                              loss="softmax_cross_entropy"), (3,), 2, 7),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hvp_matches_differences_of_the_gradient(case):
+    make, shape, classes, noise_seed = CASES[case]
+    net = make().compile()
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6, *shape))
+    Y = np.eye(classes)[rng.integers(0, classes, 6)]
+    params = net.init(seed=2)
+    v = direction(net, 3)
+    hv = net.hvp(params, X, Y, v, noise_seed=noise_seed)
+    reference = difference_hvp(net, params, X, Y, v, noise_seed)
+    count = net.model.parameter_count
+    np.testing.assert_allclose(hv[:count], reference[:count], rtol=1e-7, atol=1e-9 * np.abs(reference).max())
+    assert not hv[count:].any()
+    as_parameters = net.hvp(params, X, Y, Parameters(v.copy(), net.layout), noise_seed=noise_seed)
+    assert isinstance(as_parameters, Parameters) and np.array_equal(as_parameters.flat, hv)
+
+
+def test_hessian_matches_the_unrolled_sympy_hessian():
+    """2-2-1 tanh/sigmoid, mse, weight decay: the dense Hessian against SymPy's second derivatives of the whole loss
+    as one expression (evaluated with mpmath at 30 digits), to 1e-10; symmetric; its columns are H·e_k."""
+    model = sn.Sequential([sn.Dense(2, 2, "tanh"), sn.Dense(2, 1, "sigmoid")], loss="mse", weight_decay=0.1)
+    net = model.compile()
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(3, 2)), rng.uniform(size=(3, 1))
+    params = net.init(seed=5)
+    expr, symbols = sn.unrolled_loss(model, X, Y)                 # with ½λ‖W‖²
+    hessian_expr = [[sp.diff(expr, a, b) for b in symbols] for a in symbols]
+    mpmath.mp.dps = 30
+    at = [mpmath.mpf(float(value)) for value in params.flat]
+    reference = np.array(sp.lambdify(symbols, hessian_expr, "mpmath")(*at), dtype=float)
+    hessian = net.hessian(params, X, Y)
+    np.testing.assert_allclose(hessian, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-14)
+    v = rng.normal(size=net.size)
+    np.testing.assert_allclose(net.hvp(params, X, Y, v), hessian @ v, rtol=1e-12, atol=1e-14)
+
+
+def test_bad_input():
+    net = sn.Sequential([sn.Dense(2, 3, "tanh"), sn.Dense(3, 1)], loss="mse").compile()
+    params, X, Y = net.init(), np.ones((4, 2)), np.ones((4, 1))
+    with pytest.raises(ShapeError, match=f"a flat array of {net.size} entries"):
+        net.hvp(params, X, Y, np.ones(net.size + 1))
+    with pytest.raises(NonFiniteError, match="v contains NaN or infinity"):
+        net.hvp(params, X, Y, np.full(net.size, np.nan))
+    with pytest.raises(ShapeError, match="parameters lack b1, W2, b2"):
+        net.hvp(params, X, Y, {"W1": np.ones((3, 2))})
+    prelu = sn.Sequential([sn.Dense(2, 3, "prelu"), sn.Dense(3, 1)], loss="mse").compile()
+    with pytest.raises(ConfigurationError, match="trainable parameters .*not supported yet"):
+        prelu.hvp(prelu.init(), X, Y, np.zeros(prelu.size))
+    big = sn.Sequential([sn.Dense(64, 64), sn.Dense(64, 10)], loss="mse").compile()
+    with pytest.raises(ConfigurationError, match="stops at 4,096 parameters: use net.hvp"):
+        big.hessian(big.init(), np.ones((2, 64)), np.ones((2, 10)))
