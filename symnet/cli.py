@@ -122,8 +122,9 @@ def build_parser():
     train = _command(subparsers, "train", "Train a built-in model (xor, spirals, moons, circles, regression, digits) "
                      "or a model file; print the final metrics.", "symnet train digits --epochs 30 --json")
     train.add_argument("model", help="built-in model name, or a .py file defining `model` (and optionally `data`)")
-    train.add_argument("--optimizer", help="GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov or Adam "
-                                           "(default: the model's, Adam for the built-ins)")
+    train.add_argument("--optimizer", help="GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam or "
+                                           "newton_cg (Hessian-free Newton; give --lr 1) (default: the model's, Adam "
+                                           "for the built-ins)")
     train.add_argument("--lr", type=float, help="learning rate (default: the model's)")
     train.add_argument("--epochs", type=int, help="total number of epochs, also when resuming (default: the model's)")
     train.add_argument("--batch-size", type=int, help="samples per step (default: the model's)")

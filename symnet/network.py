@@ -200,6 +200,11 @@ class Sequential:
         return max(layer.min_training_batch for layer in self.layers)
 
     @property
+    def state_count(self):
+        """How many entries of the flat vector are non-trainable state (BatchNorm's running statistics)."""
+        return sum(math.prod(shape) for layer in self.layers for _, shape in layer.state)
+
+    @property
     def parameter_count(self):
         """How many numbers the network learns (the trainable prefix of the flat parameter vector; non-trainable
         state such as BatchNorm's running statistics follows it)."""
@@ -414,14 +419,20 @@ class CompiledNetwork:
 
     def __init__(self, model, optimizer, dtype, directory, parallel):
         self.model, self.optimizer, self.dtype = model, optimizer, dtype
-        self._directory, self._second_order = directory, None
+        self._directory, self._second_order, self._newton_gradient = directory, None, None
         self.layout = parameter_layout(model.layers)
-        self.signatures = signatures(model, optimizer)   # the generated functions' arguments, in order
+        # a second-order optimizer (Newton-CG) runs in Python around the compiled gradient and H·v: no step is
+        # generated for it
+        generated = None if getattr(optimizer, "second_order", False) else optimizer
+        if generated is not optimizer and model.state_count:
+            raise ConfigurationError(f"{type(optimizer).__name__} does not update layer state (BatchNorm's running "
+                                     "statistics); use a first-order optimizer with this model")
+        self.signatures = signatures(model, generated)   # the generated functions' arguments, in order
         self.size = self.layout[-1][2] if self.layout else 0
         self.digest = modules.content_hash("network", model.definition(),
-                                           optimizer.definition() if optimizer else "", dtype, f"parallel={parallel}")
+                                           generated.definition() if generated else "", dtype, f"parallel={parallel}")
         self.module, self.path, self.written = modules.load(
-            "network", self.digest, lambda: NetworkModule(model, optimizer, dtype, self.digest, parallel).text(),
+            "network", self.digest, lambda: NetworkModule(model, generated, dtype, self.digest, parallel).text(),
             directory)
         self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.training_mode, set()
         self._min_batch = model.min_training_batch
@@ -436,9 +447,12 @@ class CompiledNetwork:
             self.optimizer_state = {symbol.name: views[symbol.name] for symbol in optimizer.state}
             if optimizer.counts_steps:
                 self.optimizer_state[STEP] = self._scalars[0:1]
+            if generated is None:                          # Newton-CG: its current damping λ
+                self.optimizer_state["damping"] = np.array([optimizer.damping])
             self._bound = {"work": self._work, "scalars": self._scalars}   # after theta, X, Y and the seed
             self._synced = None
-            self._step_tail = tuple(self._bound[name] for name in self.signatures["train_step"] if name in self._bound)
+            self._step_tail = tuple(self._bound[name] for name in self.signatures.get("train_step", ())
+                                    if name in self._bound)
         self._noise_seeds = np.random.default_rng(0)
 
     def __repr__(self):
@@ -462,9 +476,12 @@ class CompiledNetwork:
         return display(aligned(rows))
 
     def reset_state(self):
-        """Start the optimizer afresh: its state arrays and the step count to zero (the parameters stay)."""
+        """Start the optimizer afresh: its state arrays and the step count to zero, Newton-CG's damping at its start
+        (the parameters stay)."""
         self._work[...] = 0
         self._scalars[0] = 0
+        if "damping" in self.optimizer_state:
+            self.optimizer_state["damping"][0] = self.optimizer.damping
 
     def bound_arguments(self):
         """``{"work": …, "scalars": …}``: the arrays the generated ``train_step`` and ``train_epoch`` take after the
@@ -701,6 +718,37 @@ class CompiledNetwork:
                    path=path)
         return Parameters(result, self.layout) if as_parameters else result
 
+    def _second_order_step(self, params, X, Y, noise_seed):
+        """One step of a second-order optimizer (:class:`~symnet.declare.optimizers.NewtonCG`): the gradient, the
+        direction from Hessian-vector products on the same batch, θ ← θ + η p on the trainable parameters.
+        Returns the loss before the step."""
+        packed = self._packed(params)
+        X, Y = self._inputs(X, Y)
+        if self._newton_gradient is None:
+            self._newton_gradient = Parameters(np.empty(self.size, self._np_dtype), self.layout)
+        loss, gradient = self.loss_and_grad(packed, X, Y, noise_seed, out=self._newton_gradient)
+        count = self.model.parameter_count
+        padded = np.zeros(self.size, self._np_dtype)
+
+        def curvature(d):
+            padded[:count] = d
+            return self.hvp(packed, X, Y, padded, noise_seed)[:count]
+        optimizer, state = self.optimizer, self.optimizer_state["damping"]
+        if np.isfinite(loss):
+            g = gradient.flat[:count].astype(np.float64)
+            direction, along = optimizer.step_direction(g, curvature, float(state[0]))
+            step = optimizer.lr * direction
+            predicted = float(g @ step) + 0.5 * optimizer.lr * optimizer.lr * along
+            before = packed.flat[:count].copy()
+            packed.flat[:count] += step.astype(self._np_dtype)
+            reduction = self.loss(packed, X, Y, noise_seed) - loss
+            if not reduction < 0:                       # the loss did not fall (or is not finite): no step
+                packed.flat[:count] = before
+            state[0] = optimizer.adapted(float(state[0]), reduction, predicted)
+        if packed is not params:
+            copy_back(packed, params)
+        return loss
+
     def hessian(self, params, X, Y, noise_seed=None):
         """The dense Hessian of the mean loss over the trainable parameters, ``(P, P)`` with P =
         ``model.parameter_count``, rows and columns in the order of ``params.flat``: one :meth:`hvp` per column.
@@ -733,12 +781,11 @@ class CompiledNetwork:
         if self._min_batch > 1 and hasattr(X, "__len__") and len(X) < self._min_batch:
             raise ShapeError(f"a training step of {self.model.describe()} takes at least {self._min_batch} samples "
                              f"(BatchNorm's running variance is unbiased: N − 1 divides it); got {len(X)}")
-        if noise_seed is None and not self._noisy:
-            tail = self._step_tail
-        else:
-            if noise_seed is None:
-                noise_seed = int(self._noise_seeds.integers(2**31))
-            tail = (*self.noise(noise_seed), *self._step_tail)
+        if noise_seed is None and self._noisy:
+            noise_seed = int(self._noise_seeds.integers(2**31))
+        if "train_step" not in self.signatures:
+            return self._second_order_step(params, X, Y, noise_seed)
+        tail = self._step_tail if noise_seed is None else (*self.noise(noise_seed), *self._step_tail)
         packed = self._packed(params)
         loss = self._call(self.module.train_step, packed.flat, (X, Y), tail)
         if packed is not params:

@@ -99,3 +99,50 @@ def test_bad_input():
     big = sn.Sequential([sn.Dense(64, 64), sn.Dense(64, 10)], loss="mse").compile()
     with pytest.raises(ConfigurationError, match="stops at 4,096 parameters: use net.hvp"):
         big.hessian(big.init(), np.ones((2, 64)), np.ones((2, 10)))
+
+
+def test_newton_cg_reaches_the_least_squares_minimum_in_one_step():
+    """Linear regression with mse is a quadratic: with λ = 0 and enough CG iterations one Newton step of the whole
+    batch lands on the normal equations' solution (NumPy's lstsq), whatever the start."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 3))
+    Y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 + 0.1 * rng.normal(size=(40, 1))
+    newton = sn.optim.NewtonCG(lr=1.0, damping=0.0, cg_iterations=8, cg_tolerance=1e-12)
+    net = sn.Sequential([sn.Dense(3, 1)], loss="mse").compile(optimizer=newton)
+    params = net.init(seed=7)
+    history = sn.fit(net, params, X, Y, epochs=1, batch_size=None, verbose=False)
+    solution = np.linalg.lstsq(np.hstack([X, np.ones((40, 1))]), Y, rcond=None)[0][:, 0]
+    np.testing.assert_allclose(np.append(params["W1"], params["b1"]), solution, rtol=1e-10)
+    assert net.loss(params, X, Y) < history.loss[0]
+
+
+def test_newton_cg_trains_and_resumes_bit_identically(tmp_path):
+    """Softmax regression (convex) on the digits' first 200 rows: the loss falls every epoch; the adapted damping
+    is optimizer state, so a run resumed from a checkpoint ends where the whole run does."""
+    from symnet.models import builtin
+    X, Y, *_ = builtin("digits").prepared_data()
+    X, Y = X[:200], Y[:200]
+
+    def run(epochs, **options):
+        net = sn.Sequential([sn.Dense(64, 10)], loss="softmax_cross_entropy", weight_decay=1e-3).compile(
+            optimizer=sn.optim.get("newton_cg", damping=1.0, cg_iterations=5))
+        params = net.init(seed=0)
+        history = sn.fit(net, params, X, Y, epochs=epochs, batch_size=50, seed=1, verbose=False, **options)
+        return params, history, net
+    whole, history, net = run(4)
+    assert all(later < earlier for earlier, later in zip(history.loss, history.loss[1:]))
+    assert net.optimizer_state["damping"][0] != 1.0                     # it adapted
+    path = tmp_path / "newton.npz"
+    run(2, checkpoint=path)
+    resumed, _, _ = run(4, resume=path)
+    assert np.array_equal(resumed.flat, whole.flat)
+
+
+def test_newton_cg_bad_input():
+    with pytest.raises(ConfigurationError, match="cg_iterations must be a positive integer"):
+        sn.optim.NewtonCG(cg_iterations=0)
+    with pytest.raises(ConfigurationError, match="damping must be"):
+        sn.optim.NewtonCG(damping=-1.0)
+    with pytest.raises(ConfigurationError, match="does not update layer state"):
+        sn.Sequential([sn.Dense(2, 3), sn.BatchNorm(3), sn.Dense(3, 1)], loss="mse").compile(
+            optimizer=sn.optim.NewtonCG())

@@ -18,6 +18,7 @@ and tests/test_repr.py proves it equal to ``rule()``.
 
 import math
 
+import numpy as np
 import sympy as sp
 
 from symnet.errors import ConfigurationError
@@ -32,12 +33,15 @@ theta, g = _real("theta"), _real("g")
 v, r, s = _real("v"), _real("r"), _real("s")          # velocity, second-moment accumulator, first moment
 t = sp.Symbol("t", positive=True)                     # step count, from 1
 lr, momentum, decay, eps, beta1, beta2 = (_real(name) for name in ("lr", "momentum", "decay", "eps", "beta1", "beta2"))
+damping, cg_iterations, cg_tolerance = _real("damping"), _real("cg_iterations"), _real("cg_tolerance")
+p = _real("p")                                        # Newton-CG's step direction (shown only)
 STEP = "step"
 """Name of the step-count state entry (an array of one float) of optimizers that count steps."""
 g_squared = _real("g_squared")                       # g⊙g as the notes write it (shown only)
 s_hat, r_hat = _real("s_hat"), _real("r_hat")        # Adam's bias-corrected moments (shown only)
 NOTATION = {lr: r"\eta", momentum: r"\alpha", decay: r"\rho", beta1: r"\rho_{1}", beta2: r"\rho_{2}",
-            eps: r"\epsilon", g_squared: r"g \odot g", s_hat: r"\hat{s}", r_hat: r"\hat{r}"}
+            eps: r"\epsilon", g_squared: r"g \odot g", s_hat: r"\hat{s}", r_hat: r"\hat{r}", damping: r"\lambda",
+            cg_iterations: r"k_{\mathrm{CG}}", cg_tolerance: r"\tau_{\mathrm{CG}}"}
 """How the symbols are printed: the notes' letters (η the learning rate, α the momentum, ρ a decay rate)."""
 SHOWN_ONLY = {g_squared: g * g}
 """Symbols of :meth:`Optimizer.notes` that stand for an expression of the rule's symbols."""
@@ -297,13 +301,88 @@ class Adam(Optimizer):
                 (theta, _sum(theta, -_product(lr, _over(s_hat, _sum(eps, sp.sqrt(r_hat))))))]
 
 
-OPTIMIZERS = {cls.__name__: cls for cls in (GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam)}
+class NewtonCG(Optimizer):
+    """Hessian-free Newton (truncated Newton, Martens 2010): p ≈ −(H + λI)⁻¹ g by at most ``cg_iterations``
+    conjugate-gradient iterations, each one exact Hessian-vector product on the step's batch
+    (:meth:`~symnet.network.CompiledNetwork.hvp`), stopped when the residual falls below ``cg_tolerance``·‖g‖ or a
+    direction of non-positive curvature appears (then the last iterate, or −g on the first iteration); then
+    θ ← θ + η p if the loss on the batch falls, else θ stays.
+
+    λ starts at ``damping`` and adapts as Levenberg-Marquardt's (Martens' rule): ρ, the loss's actual change over
+    the change the quadratic model q(ηp) = η gᵀp + ½η² pᵀ(H + λI)p predicts, below ¼ multiplies λ by 3/2, above
+    ¾ by 2/3 (λ = 0 stays 0: plain Newton).  The current λ is the optimizer's state (``damping`` in
+    ``net.optimizer_state``; checkpoints keep it).
+
+    Not an elementwise rule: the compiled network runs it in Python around the compiled gradient and H·v (no
+    ``train_step`` is generated for it), one CG solve and one extra loss per batch in ``sn.fit``."""
+
+    hyperparameters = (lr, damping, cg_iterations, cg_tolerance)
+    second_order = True
+
+    def __init__(self, lr=1.0, damping=1.0, cg_iterations=10, cg_tolerance=1e-4):
+        self.lr = _check("lr", lr)
+        self.damping = _check("damping", damping, low_open=False)
+        if isinstance(cg_iterations, bool) or not isinstance(cg_iterations, int) or cg_iterations < 1:
+            raise ConfigurationError(f"cg_iterations must be a positive integer, got {cg_iterations!r}")
+        self.cg_iterations = cg_iterations
+        self.cg_tolerance = _check("cg_tolerance", cg_tolerance)
+
+    def rule(self):
+        return [(theta, theta + lr * p)]
+
+    def state_names(self):
+        return ["damping"]
+
+    def latex_rows(self):
+        return [("g", r"\nabla_{\theta} L\left(\theta\right)"),
+                ("p", rf"-\left(H + {NOTATION[damping]} I\right)^{{-1}} g \text{{ by at most }} "
+                      rf"{NOTATION[cg_iterations]} \text{{ conjugate-gradient steps}}"),
+                (_shown(theta), _shown(_sum(theta, _product(lr, p))))]
+
+    def step_direction(self, gradient, curvature, current_damping):
+        """``(p, pᵀ(H + λI)p)``: p ≈ −(H + λI)⁻¹ g by conjugate gradients, ``curvature(d)`` = H·d (flat arrays)."""
+        b = -gradient
+        x = np.zeros_like(b)
+        residual = b.copy()
+        d = residual.copy()
+        rr = float(residual @ residual)
+        stop = self.cg_tolerance * math.sqrt(rr)
+        for iteration in range(self.cg_iterations):
+            Ad = curvature(d) + current_damping * d
+            along = float(d @ Ad)
+            if along <= 0:                 # not a descent model along d: keep what we have (−g at the start)
+                if iteration == 0:
+                    return b, float(b @ b) * 0.0
+                break
+            alpha = rr / along
+            x += alpha * d
+            residual -= alpha * Ad
+            new = float(residual @ residual)
+            if math.sqrt(new) <= stop:
+                break
+            d = residual + (new / rr) * d
+            rr = new
+        return x, float(x @ (b - residual))          # (H + λI) x = b − residual
+
+    def adapted(self, current_damping, reduction, predicted):
+        """λ after a step whose loss changed by ``reduction`` where the quadratic model predicted ``predicted``."""
+        ratio = reduction / predicted if predicted < 0 else -math.inf
+        if ratio < 0.25:
+            return current_damping * 1.5
+        if ratio > 0.75:
+            return current_damping * (2 / 3)
+        return current_damping
+
+
+OPTIMIZERS = {cls.__name__: cls for cls in (GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam,
+                                                   NewtonCG)}
 
 
 def get(name, **hyperparameters):
-    """An optimizer by class name, case-insensitive (``"adam"``, ``"RMSPropNesterov"``)."""
+    """An optimizer by class name, case-insensitive, underscores ignored (``"adam"``, ``"RMSPropNesterov"``,
+    ``"newton_cg"``)."""
     by_lower = {key.lower(): cls for key, cls in OPTIMIZERS.items()}
-    cls = by_lower.get(str(name).lower())
+    cls = by_lower.get(str(name).lower().replace("_", ""))
     if cls is None:
         raise ConfigurationError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     return cls(**hyperparameters)

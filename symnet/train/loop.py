@@ -147,6 +147,17 @@ def noise_seeds(net, seed, epoch, steps):
     return [np.random.default_rng([seed, epoch, 1]).integers(0, 2**31, size=steps)]
 
 
+def _python_steps(net, params, X, Y, order, batch_size, first, last, noise, losses):
+    """Steps first … last − 1 as ``train_epoch`` runs them, one ``net.step`` each (Newton-CG); the first step whose
+    loss is not finite (its update is done), or last."""
+    for k in range(first, last):
+        rows = order[k * batch_size:(k + 1) * batch_size]
+        losses[k] = net.step(params, X[rows], Y[rows], int(noise[0][k]) if noise else None)
+        if not np.isfinite(losses[k]):
+            return k
+    return last
+
+
 def _snapshot(params, state):
     return params.flat.copy(), {name: value.copy() for name, value in state.items()}
 
@@ -286,6 +297,8 @@ def fit(net, params, X, Y, epochs=10, batch_size=32, seed=None, validation=None,
     def run(order, noise, first, last):
         """Steps first … last − 1 of the epoch with this order, in one compiled call; the first non-finite step.
         The optimizer's hyper-parameters are read afresh: a callback may have changed them (a schedule)."""
+        if "train_epoch" not in net.signatures:      # a second-order optimizer: its steps run in Python
+            return _python_steps(net, packed, X, Y, order, batch_size, first, last, noise, losses)
         bound = net.bound_arguments()
         values = {"theta": packed.flat, "X": X, "Y": Y, "order": order, "batch_size": batch_size, "first": first,
                   "last": last, "noise_seeds": noise[0] if noise else None, "losses": losses, **bound}
