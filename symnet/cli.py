@@ -204,8 +204,10 @@ def build_parser():
                      "symnet latex digits\n  symnet latex --optimizer adam")
     latex.add_argument("model", nargs="?", help="built-in model name, or a .py file defining `model`")
     latex.add_argument("--summary", action="store_true", help="also print the plain-text summary of the model")
+    latex.add_argument("--second-order", action="store_true", help="also print the R-operator's equations of the "
+                       "model's exact Hessian-vector product (net.hvp)")
     latex.add_argument("--optimizer", metavar="NAME", help="print this optimizer's update rule as the notes write it: "
-                       "GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov or Adam (any case)")
+                       "GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam or newton_cg (any case)")
     latex.add_argument("--json", action="store_true", help=JSON_HELP)
     latex.set_defaults(run=_latex)
     return parser
@@ -368,8 +370,9 @@ def _latex(args):
 
     if args.model is None and args.optimizer is None:
         raise SymnetError("latex needs a MODEL (a built-in name or a .py file), --optimizer NAME, or both")
-    if args.summary and args.model is None:
-        raise SymnetError("--summary describes a MODEL; give one, or drop --summary")
+    for flag, given in (("--summary", args.summary), ("--second-order", args.second_order)):
+        if given and args.model is None:
+            raise SymnetError(f"{flag} describes a MODEL; give one, or drop {flag}")
     optimizer = None if args.optimizer is None else get_optimizer(args.optimizer)   # an unknown name fails first
     result = {}
     if args.model is not None:
@@ -378,6 +381,8 @@ def _latex(args):
                       equations=recipe.model.latex().splitlines())
         if args.summary:
             result["summary"] = recipe.model.summary()
+        if args.second_order:
+            result["second_order"] = recipe.model.second_order_latex().splitlines()
     if optimizer is not None:
         result["optimizer"] = {"name": type(optimizer).__name__,
                                "hyperparameters": dict(zip((h.name for h in optimizer.hyperparameters),
@@ -391,6 +396,9 @@ def _latex(args):
         print()
     if "equations" in result:
         print("\n".join(result["equations"]))
+    if "second_order" in result:
+        print("\n% Hessian-vector product H v: the R-operator R{·} = d/dε (·)(θ + εv) at ε = 0, R{θ} = v")
+        print("\n".join(result["second_order"]))
     if optimizer is not None:
         if "equations" in result:
             print()

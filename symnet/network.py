@@ -23,6 +23,7 @@ from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule, signatures
+from symnet.generate.second_order import activation_derivatives
 from symnet.generate.printer import check_dtype
 from symnet import backprop, rewrites
 from symnet.latex import aligned, display, latex
@@ -292,6 +293,71 @@ class Sequential:
                      + self._latex_fprime(count, (L.n, L.i)) + row_max)
         for number in range(count, 0, -1):
             lines += self._latex_backward(self.layers[number - 1], number)
+        return "\n".join(lines)
+
+    def second_order_latex(self):
+        """The equations of the exact Hessian-vector product (:meth:`CompiledNetwork.hvp`), one LaTeX line each:
+        Pearlmutter's R-operator R{·} = d/dε (·)(θ + εv)|₀ applied to the forward pass (R{P} = v_P, the direction;
+        R{X} = 0), to δ of the last layer, and to the backward pass, where (Hv)_P = R{∂L/∂P}.  Each right-hand side
+        is what SymPy derived (:func:`~symnet.backprop.jvp` of the layer's map and VJPs) and the second-order module
+        evaluates; f' and f'' in the pre-activation z (f'' = 0 at a kink)."""
+        def R(base):
+            return sp.IndexedBase(rf"\mathcal{{R}}\{{{latex(base)}\}}", real=True)
+
+        def activation(number, indices):
+            layer = self.layers[number - 1]
+            first, second = activation_derivatives(layer.activation)
+            at = {layer.activation.variable: sp.IndexedBase(f"z{number}", real=True)[indices]}
+            return first.xreplace(at), second.xreplace(at)
+
+        lines = []
+        for number, layer in enumerate(self.layers, start=1):
+            names = self._latex_names(layer, number)
+            directions = {names[base]: R(names[base]) for base in layer.parameter_shapes}
+            if number > 1:
+                directions[names[L.a]] = R(names[L.a])
+            z, a = (sp.IndexedBase(f"{name}{number}", real=True) for name in "za")
+            rz = backprop.jvp(layer.sized_map().xreplace(names), directions)
+            lines.append(rf"{latex(R(z)[layer.output_indices])} = {latex(rz)}")
+            out = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
+            if layer.max_over:
+                lines.append(rf"{latex(R(a)[out])} = {latex(R(z)[layer.output_indices])} \text{{ at the winner}}")
+            else:
+                first, _ = activation(number, out)
+                lines.append(rf"{latex(R(a)[out])} = {latex(first * R(z)[out])}")
+        count = len(self.layers)
+        output, direction = sp.IndexedBase(f"a{count}", real=True), sp.IndexedBase("R_o", real=True)
+        rows = {losses.o: output, losses.y: sp.IndexedBase("Y", real=True), direction: R(output)}
+        r_gradient = backprop.jvp(self.loss.gradient, {losses.o: direction})
+        r_gradient = r_gradient.replace(lambda e: isinstance(e, sp.Indexed) and e.base in rows,
+                                        lambda e: rows[e.base][L.n, e.indices[0]])
+        r_gradient = r_gradient.xreplace({losses.K: self.layers[-1].n_out, losses.j: L.i})
+        first, second = activation(count, (L.n, L.i))
+        gradient = sp.Symbol(r"\frac{\partial \ell_{n}}{\partial o_{i}}")
+        delta = (r_gradient * first + gradient * second * R(sp.IndexedBase(f"z{count}", real=True))[L.n, L.i]) / L.N
+        lines.append(rf"{latex(R(self._latex_delta(count))[L.n, L.i])} = {latex(delta)}")
+        for number in range(count, 0, -1):
+            layer = self.layers[number - 1]
+            names = self._latex_names(layer, number)
+            if layer.max_over:
+                names[L.delta] = sp.IndexedBase(rf"\bar{{z}}_{{{number}}}", real=True)
+            directions = {names[base]: R(names[base]) for base in (*layer.parameter_shapes, L.delta)}
+            if number > 1:
+                directions[names[L.a]] = R(names[L.a])
+            vjps = backprop.vjps(layer)
+            for base in layer.parameter_shapes:
+                indices, expr = vjps[base]
+                decay = (rf" + \lambda {latex(R(names[base])[indices])}"
+                         if self.weight_decay and is_weight(layer, base) else "")
+                lines.append(rf"\left(H v\right)_{{{latex(names[base][indices])}}} = "
+                             rf"{latex(backprop.jvp(expr.xreplace(names), directions))}{decay}")
+            if number > 1:
+                indices, expr = vjps[L.a]
+                vjp = expr.xreplace(names)
+                first, second = activation(number - 1, indices)
+                below = R(self._latex_delta(number - 1))[indices]
+                rz = R(sp.IndexedBase(f"z{number - 1}", real=True))[indices]
+                lines.append(rf"{latex(below)} = {latex(backprop.jvp(vjp, directions) * first + vjp * second * rz)}")
         return "\n".join(lines)
 
     def _latex_names(self, layer, number):

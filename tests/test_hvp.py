@@ -146,3 +146,17 @@ def test_newton_cg_bad_input():
     with pytest.raises(ConfigurationError, match="does not update layer state"):
         sn.Sequential([sn.Dense(2, 3), sn.BatchNorm(3), sn.Dense(3, 1)], loss="mse").compile(
             optimizer=sn.optim.NewtonCG())
+
+
+def test_second_order_latex_prints_the_derived_r_operator():
+    model = sn.Sequential([sn.Dense(3, 4, "relu"), sn.Dense(4, 2, "tanh")], loss="mse", weight_decay=0.1)
+    lines = model.second_order_latex().splitlines()
+    assert lines[0] == (r"{\mathcal{R}\{z_{1}\}}_{n,i} = {\mathcal{R}\{b_{1}\}}_{i} + \sum_{j=0}^{2} {X}_{n,j} "
+                        r"{\mathcal{R}\{W_{1}\}}_{i,j}")
+    assert r"\left(H v\right)_{{W_{1}}_{p,q}} = \sum_{n=0}^{N - 1} {X}_{n,q} {\mathcal{R}\{\delta_{1}\}}_{n,p} + " \
+        r"\lambda {\mathcal{R}\{W_{1}\}}_{p,q}" in lines
+    below = next(line for line in lines if line.startswith(r"{\mathcal{R}\{\delta_{1}\}}"))
+    assert r"\tanh" not in below and "delta" not in below.replace(r"\delta", "")   # ReLU: f'' = 0 at the kink too
+    text = "\n".join(lines)
+    assert text.count(r"\left(H v\right)") == 4 and "DiracDelta" not in text
+    assert r"\left(1 - \tanh^{2}{\left({z_{2}}_{n,i} \right)}\right)" in text    # tanh's f' in R{δ_2}
