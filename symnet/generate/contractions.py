@@ -3,6 +3,7 @@ transposes are views) or explicit loops whose guards bound the summed loops; sum
 normalisation) are evaluated into arrays first.  The arrays written are views of the flat parameters or buffers cut
 from one ``scratch`` array.  Nothing here knows layers, losses or optimizers."""
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symnet.generate.writer import INDENT
-from symnet.indexed import REDUCTIONS, affine_interval, shift_exponentials, terms
+from symnet.indexed import REDUCTIONS, InRange, affine_interval, shift_exponentials, terms
 
 SMALL_PRODUCT = 64
 ROW_MIN_EXTENT = 4
@@ -27,7 +28,10 @@ vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: thos
 
 
 def _extent(low, high):
-    """How many values a sum's index takes from ``low`` to ``high``: "batch" for the batch index (up to N − 1)."""
+    """How many values a sum's index takes from ``low`` to ``high``: "batch" for the batch index (up to N − 1); at
+    most, for limits narrowed by a guard (a causal mask's ``min(T − 1, t)``)."""
+    low = min(low.args, key=lambda e: (not e.is_number, e)) if isinstance(low, sp.Max) else low
+    high = max(high.args, key=lambda e: (e.is_number, e)) if isinstance(high, sp.Min) else high
     return "batch" if high.free_symbols else int(high - low) + 1
 
 
@@ -57,6 +61,42 @@ def _interval_of(bound, known):
     if rounding:
         interval = tuple(rounding(end) for end in interval)
     return tuple(end + offset for end in interval)
+
+
+CALLS = (sp.exp, sp.log, sp.tanh)
+"""Functions a sum's summand evaluates into an array first when a loop of the sum does not change them
+(:meth:`Contractions._tabulated`)."""
+
+
+def _invariant_call(e, bound, loops, ranges):
+    """True when ``e`` is a call (:data:`CALLS`, or a root) that reads one of the ``bound`` indices of the sum it
+    stands in but not every index of its ``loops``: evaluated in place, it would be evaluated again for each value
+    of the others (LLVM hoists a call out of the inner loops it does not depend on, not out of outer ones)."""
+    if not (isinstance(e, CALLS) or (isinstance(e, sp.Pow) and not e.exp.is_Integer)) or e.has(*REDUCTIONS):
+        return False
+    indices = {symbol for symbol in e.free_symbols if symbol in ranges}
+    return bool(indices & bound) and not loops <= indices
+
+
+def _select(guard):
+    """``guard`` ([lo ≤ e ≤ hi]) as a Piecewise the printer writes as a select."""
+    e, low, high = guard.args
+    return sp.Piecewise((sp.Integer(1), sp.And(sp.Le(low, e), sp.Le(e, high))), (sp.Integer(0), True))
+
+
+def _split_guards(function, summed):
+    """``(rest, {index: guards bounding its loop}, conditions)``: the guard factors of ``function`` (a product) on
+    the ``summed`` indices go to the innermost of them they read (a loop bound), the others are conditions on the
+    outer indices; ``rest`` is the product of the other factors."""
+    factors = sp.Mul.make_args(function)
+    bounds, conditions = {index_: [] for index_ in summed}, []
+    for guard in (f for f in factors if isinstance(f, InRange)):
+        inner = [index_ for index_ in summed if guard.args[0].has(index_)]
+        if inner:
+            bounds[inner[-1]].append(guard)
+        else:
+            conditions.append(guard)
+    return sp.Mul(*(f for f in factors if not isinstance(f, InRange))), bounds, conditions
 
 
 def _is_matmul(term, target):
@@ -122,7 +162,10 @@ class Contractions:
     ``uses_blas``, ``sum_count``, ``hoisted``, ``flat``)."""
 
     def p(self, expr):
-        return self.printer.doprint(expr)
+        """``expr`` as code; a guard left where no loop bound can take it is printed as a select (1 where it holds,
+        else 0)."""
+        return self.printer.doprint(expr.replace(lambda e: isinstance(e, InRange), _select) if expr.has(InRange)
+                                    else expr)
 
     @contextmanager
     def innermost(self, extent):
@@ -335,10 +378,16 @@ class Contractions:
         not written in between)."""
         free = sorted((symbol for symbol in total.free_symbols if symbol in ranges),
                       key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+        found = self._computed(total, free, ranges, _canonical)
+        if found is not None:
+            return found
         key = _canonical(total.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(free)}))
-        if key in self.hoisted:
-            base = self.hoisted[key]
-            return base[tuple(free)] if free else base[0]
+        if isinstance(total, sp.Sum):
+            bound = {index_ for index_, _, _ in total.limits}
+            loops = bound | set(free)
+            function = total.function.replace(
+                lambda e: _invariant_call(e, bound, loops, ranges), lambda e: self._tabulated(w, e, ranges))
+            total = sp.Sum(function, *total.limits)
         name = f"{'sigma' if isinstance(total, sp.Sum) else 'maximum'}{self.sum_count}"
         self.sum_count += 1
         shape = tuple(ranges[index_] for index_ in free)
@@ -352,9 +401,21 @@ class Contractions:
         with w.loops(*((index_, ranges[index_]) for index_ in free)):
             if isinstance(total, sp.Sum):
                 w(f"total = {self.p(sp.Float(0))}")
-                with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)), \
-                        self.innermost(ranges[total.limits[-1][0]]):
-                    w(f"total += {self.p(total.function)}")
+                summed = [index_ for index_, _, _ in total.limits]
+                function, bounds, conditions = _split_guards(total.function, summed)
+                depth = w.depth
+                if conditions:
+                    w(f"if {' and '.join(map(self._condition, conditions))}:")
+                    w.depth += 1
+                known = {index_: (0, ranges[index_] - 1) for index_ in free if ranges[index_] != "batch"}
+                for index_ in summed:      # a guard on a summed index bounds its loop: a masked key is not visited
+                    w(f"for {index_} in range({self._range(index_, ranges[index_], bounds[index_], known)}):")
+                    w.depth += 1
+                    if ranges[index_] != "batch":
+                        known[index_] = (0, ranges[index_] - 1)
+                with self.innermost(ranges[summed[-1]]):
+                    w(f"total += {self.p(function)}")
+                w.depth = depth
             else:
                 (index_, low, high), = total.limits
                 w(f"total = {self.p(total.function.xreplace({index_: low}))}")
@@ -362,6 +423,47 @@ class Contractions:
                 with w.block(), self.innermost(ranges[index_]):
                     w(f"total = max(total, {self.p(total.function)})")
             w(f"{self.p(cell)} = total")
+        return cell
+
+    def _computed(self, expr, free, ranges, canonical):
+        """The array cell that holds ``expr`` when this function has computed it before, under any names of its free
+        indices (the scores Σ_c Q[n,c,h,t] K[n,c,h,s] serve Σ_c Q[n,c,h,s] K[n,c,h,u] read the other way round), else
+        None.  The batch index stays first; up to 5 others are tried in every order."""
+        batch = [index_ for index_ in free if ranges[index_] == "batch"]
+        others = [index_ for index_ in free if ranges[index_] != "batch"]
+        for order in (itertools.permutations(others) if len(others) <= 5 else [others]):
+            names = (*batch, *order)
+            key = canonical(expr.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(names)}))
+            if key in self.hoisted:
+                base = self.hoisted[key]
+                return base[names] if names else base[0]
+        return None
+
+    def _tabulated(self, w, call, ranges):
+        """The array cell that holds ``call`` (an exp, log, … that a sum reads in a loop it does not depend on:
+        softmax's e^(s − m)[n,h,t,s] in Σ_s P[n,h,t,s] V[n,h,k,s] would be evaluated once per k), computed once into
+        ``value<k>[its indices]`` unless this function has computed it before."""
+        free = sorted((symbol for symbol in call.free_symbols if symbol in ranges),
+                      key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+
+        def key(expr):
+            return ("value", expr)
+        found = self._computed(call, free, ranges, key)
+        if found is not None:
+            return found
+        name = f"value{self.sum_count}"
+        self.sum_count += 1
+        shape = tuple(ranges[index_] for index_ in free)
+        w(f"# {name}{list(free)} = {call}: once, not in every loop of the sums that read it")
+        if shape[0] == "batch":
+            self.buffer(w, name, shape)
+        else:
+            w(f"{name} = np.empty(({', '.join(map(str, shape))},), dtype=np.{self.dtype})")
+        base = self.hoisted[key(call.xreplace({index_: sp.Symbol(f"_f{k}", integer=True)
+                                                for k, index_ in enumerate(free)}))] = sp.IndexedBase(name, real=True)
+        cell = base[tuple(free)]
+        with w.loops(*((index_, ranges[index_]) for index_ in free)), self.innermost(ranges[free[-1]]):
+            w(f"{self.p(cell)} = {self.p(call)}")
         return cell
 
     def _extents(self, target, indices):
