@@ -69,10 +69,10 @@ CALLS = (sp.exp, sp.log, sp.tanh)
 
 
 def _invariant_call(e, bound, loops, ranges):
-    """True when ``e`` is a call (:data:`CALLS`, or a root) that reads one of the ``bound`` indices of the sum it
+    """True when ``e`` is a call (:data:`CALLS`) that reads one of the ``bound`` indices of the sum it
     stands in but not every index of its ``loops``: evaluated in place, it would be evaluated again for each value
     of the others (LLVM hoists a call out of the inner loops it does not depend on, not out of outer ones)."""
-    if not (isinstance(e, CALLS) or (isinstance(e, sp.Pow) and not e.exp.is_Integer)) or e.has(*REDUCTIONS):
+    if not isinstance(e, CALLS) or e.has(*REDUCTIONS):
         return False
     indices = {symbol for symbol in e.free_symbols if symbol in ranges}
     return bool(indices & bound) and not loops <= indices
@@ -440,7 +440,7 @@ class Contractions:
         return None
 
     def _tabulated(self, w, call, ranges):
-        """The array cell that holds ``call`` (an exp, log, … that a sum reads in a loop it does not depend on:
+        """The array cell that holds ``call`` (an exp, log or tanh that a sum reads in a loop it does not depend on:
         softmax's e^(s − m)[n,h,t,s] in Σ_s P[n,h,t,s] V[n,h,k,s] would be evaluated once per k), computed once into
         ``value<k>[its indices]`` unless this function has computed it before."""
         free = sorted((symbol for symbol in call.free_symbols if symbol in ranges),
