@@ -78,6 +78,122 @@ def _invariant_call(e, bound, loops, ranges):
     return bool(indices & bound) and not loops <= indices
 
 
+NOMINAL_BATCH = 32
+"""The batch size :func:`reordered` assumes when it compares orders of evaluation."""
+REORDER_GAIN = 1.25
+"""How many times cheaper an order of evaluation must be than the declared one for :func:`reordered` to take it."""
+
+
+def _cost(expr, ranges):
+    """Multiply-adds of evaluating ``expr``'s reductions into arrays, each distinct one once: for each, the number of
+    its cells times the values its indices take (the batch counted as :data:`NOMINAL_BATCH`)."""
+    def extent(index_):
+        value = ranges.get(index_, 1)
+        return NOMINAL_BATCH if value == "batch" else value
+    total = 0
+    for reduction in expr.atoms(*REDUCTIONS):
+        cells = math.prod(extent(symbol) for symbol in reduction.free_symbols if symbol in ranges)
+        total += cells * math.prod(extent(index_) for index_, _, _ in reduction.limits)
+    return total
+
+
+def _product(function, limits, ranges, taken):
+    """``(factors, limits)`` of Σ_limits ``function`` with the sums that are factors of it (of products, with fixed
+    limits; not plain contractions of arrays such as Q = Σ_d Wq a, which stay whole and are computed once) pulled out, their indices renamed where they clash (the new names' extents go into ``ranges``); None
+    when ``function`` is not a product."""
+    factors, limits = [], list(limits)
+    pending = list(sp.Mul.make_args(function))
+    while pending:
+        factor = pending.pop()
+        if isinstance(factor, sp.Add):
+            return None
+        if not (isinstance(factor, sp.Sum) and not isinstance(factor.function, sp.Add)
+                and not all(isinstance(f, sp.Indexed) or f.is_number for f in sp.Mul.make_args(factor.function))
+                and all(not (high.free_symbols - {s for s in high.free_symbols if ranges.get(s) is None})
+                        for _, _, high in factor.limits)):
+            factors.append(factor)
+            continue
+        renamed = {}
+        for index_, low, high in factor.limits:
+            name, number = index_, 0
+            while name in taken:
+                number += 1
+                name = sp.Symbol(f"{index_.name}_{number}", integer=True)
+            taken.add(name)
+            renamed[index_] = name
+            ranges[name] = ranges[index_]
+            limits.append((name, low, high))
+        pending.extend(sp.Mul.make_args(factor.function.xreplace(renamed)))
+    return factors, limits
+
+
+def _eliminated(factors, limits, ranges):
+    """``Σ_limits Π factors`` as nested sums, summing over one group of indices at a time (variable elimination):
+    each step sums the factors that hold an index over it (and over the other summed indices only they hold), picking
+    the step of fewest multiply-adds, then the one whose result has the fewest cells."""
+    def extent(index_):
+        value = ranges[index_]
+        return NOMINAL_BATCH if value == "batch" else value
+
+    def indices(factor):
+        return {symbol for symbol in factor.free_symbols if symbol in ranges}
+
+    factors, remaining = list(factors), list(limits)
+    while remaining:
+        best = None
+        for index_, _, _ in remaining:
+            involved = [f for f in factors if index_ in indices(f)]
+            if not involved:
+                best = (0, 0, [], [limit for limit in remaining if limit[0] == index_])
+                break
+            group = [limit for limit in remaining
+                     if all(f in involved for f in factors if limit[0] in indices(f))
+                     and any(limit[0] in indices(f) for f in involved)]
+            kept = set().union(*map(indices, involved)) - {limit[0] for limit in group}
+            cells = math.prod(map(extent, kept))
+            key = (cells * math.prod(extent(limit[0]) for limit in group), cells)
+            if best is None or key < best[:2]:
+                best = (*key, involved, group)
+        _, _, involved, group = best
+        factors = [f for f in factors if f not in involved]
+        if involved:
+            factors.append(sp.Sum(sp.Mul(*involved), *group))
+        else:
+            factors.append(sp.Mul(*(high - low + 1 for _, low, high in group)))
+        remaining = [limit for limit in remaining if limit not in group]
+    return sp.Mul(*factors)
+
+
+def reordered(expr, ranges):
+    """``expr`` with each sum of products (of arrays, calls, guards and sums of products) evaluated in the order
+    :func:`_eliminated` picks when that costs :data:`REORDER_GAIN` times fewer multiply-adds (:func:`_cost`) than the
+    nesting as declared.  A derived VJP nests the upstream δ outermost, Σ_{n,t,i} δ[n,t,i] Σ_{h,k} Wo[i,h·d+k] …,
+    so every inner array carries i as well; summing i with δ and Wo first is the order reverse mode takes.
+    ``ranges`` gains the extents of renamed indices."""
+    def rewrite(total):
+        if not isinstance(total, sp.Sum):
+            return total
+        taken = set(total.free_symbols) | {index_ for index_, _, _ in total.limits}
+        parts = []
+        for term in sp.Add.make_args(total.function):
+            coefficient, rest = term.as_coeff_Mul()
+            found = _product(rest, total.limits, ranges, taken)
+            if found is None:
+                return total
+            parts.append(coefficient * _eliminated(*found, ranges))
+        candidate = sp.Add(*parts)
+        return candidate if REORDER_GAIN * _cost(candidate, ranges) <= _cost(total, ranges) else total
+
+    def visit(e):       # outermost sums first: an inner sum reordered on its own would hide the better order
+        if isinstance(e, sp.Sum):
+            e = rewrite(e)
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        args = [visit(argument) for argument in e.args]
+        return e if args == list(e.args) else e.func(*args)
+    return visit(expr)
+
+
 def _select(guard):
     """``guard`` ([lo ≤ e ≤ hi]) as a Piecewise the printer writes as a select."""
     e, low, high = guard.args
@@ -358,11 +474,13 @@ class Contractions:
         √(Σ_j (a[n,j] − μ[n])² / J + ε)).  Each distinct sum (up to the names of its indices) is computed first,
         innermost first, into an array over its free indices (``sigma<k>[n]``); then one loop over the target's cells
         evaluates the rest.  Exponentials normalised by a sum are evaluated shifted by their max
-        (:func:`~symnet.indexed.shift_exponentials`)."""
+        (:func:`~symnet.indexed.shift_exponentials`).  Sums of products are evaluated in the order
+        :func:`reordered` picks."""
         expr = shift_exponentials(expr)
         ranges = dict(zip(target_indices, self._extents(target, target_indices)))
         for total in expr.atoms(*REDUCTIONS):
             ranges.update({index_: _extent(low, high) for index_, low, high in total.limits})
+        expr = reordered(expr, ranges)
         body = expr.replace(lambda e: isinstance(e, REDUCTIONS), lambda total: self._hoisted(w, total, ranges))
         if allocate:
             self.buffer(w, target, self.shapes[target])
