@@ -202,17 +202,23 @@ def _select(guard):
 
 def _split_guards(function, summed):
     """``(rest, {index: guards bounding its loop}, conditions)``: the guard factors of ``function`` (a product) on
-    the ``summed`` indices go to the innermost of them they read (a loop bound), the others are conditions on the
-    outer indices; ``rest`` is the product of the other factors."""
+    the ``summed`` indices go to the innermost of them they read (a loop bound) when it stands in the guarded expression
+    (not its bounds), those on no summed index are conditions on the outer indices, the others (``selects``)
+    conditions in the innermost loop; ``rest`` is the product of the other factors.  Returns
+    ``(rest, bounds, conditions, selects)``."""
     factors = sp.Mul.make_args(function)
-    bounds, conditions = {index_: [] for index_ in summed}, []
+    bounds, conditions, selects = {index_: [] for index_ in summed}, [], []
     for guard in (f for f in factors if isinstance(f, InRange)):
-        inner = [index_ for index_ in summed if guard.args[0].has(index_)]
-        if inner:
-            bounds[inner[-1]].append(guard)
-        else:
+        e, low, high = guard.args
+        inner = [index_ for index_ in summed if guard.has(index_)]
+        if not inner:
             conditions.append(guard)
-    return sp.Mul(*(f for f in factors if not isinstance(f, InRange))), bounds, conditions
+        elif e.has(inner[-1]) and not (low.has(inner[-1]) or high.has(inner[-1])):
+            bounds[inner[-1]].append(guard)
+        else:       # [0 ≤ s ≤ t] in a sum over t inside the loop over s: a select in the summand
+            selects.append(guard)
+    rest = sp.Mul(*(f for f in factors if not isinstance(f, InRange)))
+    return rest, bounds, conditions, selects
 
 
 def _is_matmul(term, target):
@@ -520,7 +526,7 @@ class Contractions:
             if isinstance(total, sp.Sum):
                 w(f"total = {self.p(sp.Float(0))}")
                 summed = [index_ for index_, _, _ in total.limits]
-                function, bounds, conditions = _split_guards(total.function, summed)
+                function, bounds, conditions, selects = _split_guards(total.function, summed)
                 depth = w.depth
                 if conditions:
                     w(f"if {' and '.join(map(self._condition, conditions))}:")
@@ -531,6 +537,9 @@ class Contractions:
                     w.depth += 1
                     if ranges[index_] != "batch":
                         known[index_] = (0, ranges[index_] - 1)
+                if selects:     # a condition, not a factor: a masked entry may hold an overflowed exp (0·∞)
+                    w(f"if {' and '.join(map(self._condition, selects))}:")
+                    w.depth += 1
                 with self.innermost(ranges[summed[-1]]):
                     w(f"total += {self.p(function)}")
                 w.depth = depth
