@@ -71,10 +71,16 @@ def shift_exponentials(expr):
     and what its derivatives make of it.  Only where ``expr`` does not change: when scaling the whole family by
     e^(−m) leaves it as it is (every term has as many of the family's factors above the line as below)."""
     for total in sorted(expr.atoms(sp.Sum), key=sp.default_sort_key):
-        if len(total.limits) != 1 or not isinstance(total.function, sp.exp):
+        factors = sp.Mul.make_args(total.function)
+        exponentials = [f for f in factors if isinstance(f, sp.exp)]
+        guards = [f for f in factors if isinstance(f, InRange)]
+        if len(total.limits) != 1 or len(exponentials) != 1 or len(exponentials) + len(guards) != len(factors):
             continue
-        (bound, low, high), power = total.limits[0], total.function.args[0]
+        (bound, low, high), power = total.limits[0], exponentials[0].args[0]
         if not power.has(bound) or power.has(MaxOver):
+            continue
+        kept = _guarded_limits(bound, low, high, guards)
+        if kept is None:
             continue
         free = sorted((symbol for symbol in power.free_symbols if isinstance(symbol, sp.Symbol) and symbol.is_integer
                        and symbol != bound), key=sp.default_sort_key)
@@ -90,9 +96,26 @@ def shift_exponentials(expr):
         shifted = {}
         for e, match in family.items():
             at = {symbol: match[wilds[symbol]] for symbol in free}
-            shifted[e] = sp.exp(e.args[0] - MaxOver(power.xreplace(at), (bound, low, high)))
+            shifted[e] = sp.exp(e.args[0] - MaxOver(power.xreplace(at), (bound, *(end.xreplace(at) for end in kept))))
         expr = expr.xreplace(shifted)
     return expr
+
+
+def _guarded_limits(bound, low, high, guards):
+    """``(low, high)`` of ``bound`` where every guard ``[lo ≤ ±bound + rest ≤ hi]`` holds (a causal mask's
+    ``[0 ≤ s ≤ t]`` gives ``(0, min(T − 1, t))``), so a max over the sum's terms sees only those it adds; None when a
+    guard reads ``bound`` with a coefficient other than ±1.  Guards without ``bound`` leave the limits as they are."""
+    for guard in guards:
+        e, lo, hi = guard.args
+        if not e.has(bound):
+            continue
+        coefficient = sp.expand(e).coeff(bound)
+        rest = sp.expand(e - coefficient * bound)
+        if coefficient not in (1, -1) or rest.has(bound):
+            return None
+        first, last = (lo - rest, hi - rest) if coefficient == 1 else (rest - hi, rest - lo)
+        low, high = sp.Max(low, first), sp.Min(high, last)
+    return low, high
 
 
 def _degree(expr, family):

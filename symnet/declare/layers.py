@@ -615,3 +615,98 @@ def parameter_layout(layers):
 def trainable_size(layers):
     """How many entries of the flat parameter vector are trainable (the prefix before the state)."""
     return sum(math.prod(shape) for layer in layers for _, shape in layer.parameters)
+
+
+T_SIZE = size("T")          # a sequence's length
+HEADS = size("n_h")         # attention heads
+D_HEAD = size("d_h")        # features per head
+t, s, e_key, w_in = index("t"), index("s"), index("u"), index("w")   # query time, key time, normaliser's key, V's input
+
+
+def causal_mask(query, key):
+    """``[0 ≤ key ≤ query]`` (an Iverson bracket): the keys a causal query attends to, those not after it."""
+    return InRange(key, 0, query)
+
+
+def attention_score(query, key, causal=False):
+    """The score of head ``h`` for ``query`` and ``key``: ``Σ_c Q[n,query,h·d_h+c] K[n,key,h·d_h+c] / √d_h``, with
+    ``Q[n,t,e] = Σ_d Wq[e,d] a[n,t,d]`` and ``K[n,s,e] = Σ_v Wk[e,v] a[n,s,v]``."""
+    Wq, Wk = SelfAttention.Wq, SelfAttention.Wk
+    Q = sp.Sum(Wq[h * D_HEAD + c, d] * a[n, query, d], (d, 0, I_SIZE - 1))
+    K = sp.Sum(Wk[h * D_HEAD + c, v] * a[n, key, v], (v, 0, I_SIZE - 1))
+    return sp.Sum(Q * K, (c, 0, D_HEAD - 1)) / sp.sqrt(D_HEAD)
+
+
+def _attention_map(causal):
+    """``z[n,t,i] = Σ_{h,k} Wo[i, h·d_h+k] Σ_s P[n,h,t,s] V[n,s,h·d_h+k]``, ``P`` the softmax over the keys s of the
+    scores (over s ≤ t only when ``causal``), ``V[n,s,e] = Σ_w Wv[e,w] a[n,s,w]``."""
+    def weight(key):
+        return sp.exp(attention_score(t, key)) * (causal_mask(t, key) if causal else 1)
+    P = weight(s) / sp.Sum(weight(e_key), (e_key, 0, T_SIZE - 1))
+    V = sp.Sum(SelfAttention.Wv[h * D_HEAD + k, w_in] * a[n, s, w_in], (w_in, 0, I_SIZE - 1))
+    return sp.Sum(SelfAttention.Wo[i, h * D_HEAD + k] * sp.Sum(P * V, (s, 0, T_SIZE - 1)),
+                  (h, 0, HEADS - 1), (k, 0, D_HEAD - 1))
+
+
+class SelfAttention(Layer):
+    """Multi-head self-attention on sequences (time, features), without biases:
+
+    ``Q = a Wqᵀ``, ``K = a Wkᵀ``, ``V = a Wvᵀ``; per head h (features h·d_h … h·d_h + d_h − 1, d_h = d_model / heads)
+    ``P[n,h,t,s] = softmax_s(Q_h[n,t] · K_h[n,s] / √d_h)``, over the keys s ≤ t only when ``causal``; the heads'
+    ``Σ_s P V_h`` concatenated, then times ``Woᵀ``:
+
+    ``z[n,t,i] = Σ_{h,k} Wo[i, h·d_h+k] Σ_s P[n,h,t,s] V[n,s,h·d_h+k]``.
+
+    Every W is d_model × d_model (out, in), initialised by the scheme (Xavier by default) and decayed.  One map in
+    index notation: the backward pass is derived, and the generated code computes Q, K, V, the scores and the
+    softmax's normaliser (shifted by the max over the keys it attends to) once each into arrays."""
+
+    Wq, Wk, Wv, Wo = (sp.IndexedBase(name, real=True) for name in ("Wq", "Wk", "Wv", "Wo"))
+    parameter_shapes = {Wq: ("out", "in"), Wk: ("out", "in"), Wv: ("out", "in"), Wo: ("out", "in")}
+    output_indices = (n, t, i)
+    extents = {t: T_SIZE, i: I_SIZE}
+    input_extents = (T_SIZE, J_SIZE)
+
+    def __init__(self, d_model, heads=1, causal=False, init=None):
+        d_model = _positive_int(d_model, "d_model", "SelfAttention")
+        self.heads = _positive_int(heads, "heads", "SelfAttention")
+        if d_model % self.heads:
+            raise ConfigurationError(f"SelfAttention: d_model {d_model} is not divisible by heads {self.heads}; "
+                                     f"choose heads among {[m for m in range(1, d_model + 1) if d_model % m == 0]}")
+        if not isinstance(causal, bool):
+            raise ConfigurationError(f"SelfAttention: causal must be True or False, got {causal!r}")
+        self.d_model, self.causal, self.length = d_model, causal, None
+        self.forward_map = _attention_map(causal)
+        self._configure(None, init)
+
+    def __repr__(self):
+        options = (f", heads={self.heads}" if self.heads != 1 else "") + (", causal=True" if self.causal else "")
+        return f"SelfAttention({self.d_model}{options})"
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 2 or shape[1] != self.d_model:
+            raise ConfigurationError(f"{self!r} takes sequences of shape (time, {self.d_model}) (input_shape=(T, "
+                                     f"{self.d_model})), got {_shape_text(shape)}")
+        self.length = shape[0]
+        return True
+
+    def sizes(self):
+        if self.length is None:
+            raise ConfigurationError(f"{self!r} does not know its sequences' length: give the model "
+                                     f"input_shape=(T, {self.d_model})")
+        return {I_SIZE: self.d_model, J_SIZE: self.d_model, "out": self.d_model, "in": self.d_model,
+                T_SIZE: self.length, HEADS: self.heads, D_HEAD: self.d_model // self.heads}
+
+    @property
+    def input_shape(self):
+        return None if self.length is None else (self.length, self.d_model)
+
+    @property
+    def n_in(self):
+        return None if self.length is None else self.length * self.d_model
+
+    n_out = n_in
+
+    def fans(self):
+        return self.d_model, self.d_model

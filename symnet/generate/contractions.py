@@ -3,6 +3,7 @@ transposes are views) or explicit loops whose guards bound the summed loops; sum
 normalisation) are evaluated into arrays first.  The arrays written are views of the flat parameters or buffers cut
 from one ``scratch`` array.  Nothing here knows layers, losses or optimizers."""
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symnet.generate.writer import INDENT
-from symnet.indexed import REDUCTIONS, affine_interval, shift_exponentials, terms
+from symnet.indexed import REDUCTIONS, InRange, affine_interval, shift_exponentials, terms
 
 SMALL_PRODUCT = 64
 ROW_MIN_EXTENT = 4
@@ -27,7 +28,10 @@ vector loops over longer rows (with older LLVMs); ``np.dot`` needs C order: thos
 
 
 def _extent(low, high):
-    """How many values a sum's index takes from ``low`` to ``high``: "batch" for the batch index (up to N − 1)."""
+    """How many values a sum's index takes from ``low`` to ``high``: "batch" for the batch index (up to N − 1); at
+    most, for limits narrowed by a guard (a causal mask's ``min(T − 1, t)``)."""
+    low = min(low.args, key=lambda e: (not e.is_number, e)) if isinstance(low, sp.Max) else low
+    high = max(high.args, key=lambda e: (e.is_number, e)) if isinstance(high, sp.Min) else high
     return "batch" if high.free_symbols else int(high - low) + 1
 
 
@@ -57,6 +61,164 @@ def _interval_of(bound, known):
     if rounding:
         interval = tuple(rounding(end) for end in interval)
     return tuple(end + offset for end in interval)
+
+
+CALLS = (sp.exp, sp.log, sp.tanh)
+"""Functions a sum's summand evaluates into an array first when a loop of the sum does not change them
+(:meth:`Contractions._tabulated`)."""
+
+
+def _invariant_call(e, bound, loops, ranges):
+    """True when ``e`` is a call (:data:`CALLS`) that reads one of the ``bound`` indices of the sum it
+    stands in but not every index of its ``loops``: evaluated in place, it would be evaluated again for each value
+    of the others (LLVM hoists a call out of the inner loops it does not depend on, not out of outer ones)."""
+    if not isinstance(e, CALLS) or e.has(*REDUCTIONS):
+        return False
+    indices = {symbol for symbol in e.free_symbols if symbol in ranges}
+    return bool(indices & bound) and not loops <= indices
+
+
+NOMINAL_BATCH = 32
+"""The batch size :func:`reordered` assumes when it compares orders of evaluation."""
+REORDER_GAIN = 1.25
+"""How many times cheaper an order of evaluation must be than the declared one for :func:`reordered` to take it."""
+
+
+def _cost(expr, ranges):
+    """Multiply-adds of evaluating ``expr``'s reductions into arrays, each distinct one once: for each, the number of
+    its cells times the values its indices take (the batch counted as :data:`NOMINAL_BATCH`)."""
+    def extent(index_):
+        value = ranges.get(index_, 1)
+        return NOMINAL_BATCH if value == "batch" else value
+    total = 0
+    for reduction in expr.atoms(*REDUCTIONS):
+        cells = math.prod(extent(symbol) for symbol in reduction.free_symbols if symbol in ranges)
+        total += cells * math.prod(extent(index_) for index_, _, _ in reduction.limits)
+    return total
+
+
+def _product(function, limits, ranges, taken):
+    """``(factors, limits)`` of Σ_limits ``function`` with the sums that are factors of it (of products, with fixed
+    limits; not plain contractions of arrays such as Q = Σ_d Wq a, which stay whole and are computed once) pulled out, their indices renamed where they clash (the new names' extents go into ``ranges``); None
+    when ``function`` is not a product."""
+    factors, limits = [], list(limits)
+    pending = list(sp.Mul.make_args(function))
+    while pending:
+        factor = pending.pop()
+        if isinstance(factor, sp.Add):
+            return None
+        if not (isinstance(factor, sp.Sum) and not isinstance(factor.function, sp.Add)
+                and not all(isinstance(f, sp.Indexed) or f.is_number for f in sp.Mul.make_args(factor.function))
+                and all(not (high.free_symbols - {s for s in high.free_symbols if ranges.get(s) is None})
+                        for _, _, high in factor.limits)):
+            factors.append(factor)
+            continue
+        renamed = {}
+        for index_, low, high in factor.limits:
+            name, number = index_, 0
+            while name in taken:
+                number += 1
+                name = sp.Symbol(f"{index_.name}_{number}", integer=True)
+            taken.add(name)
+            renamed[index_] = name
+            ranges[name] = ranges[index_]
+            limits.append((name, low, high))
+        pending.extend(sp.Mul.make_args(factor.function.xreplace(renamed)))
+    return factors, limits
+
+
+def _eliminated(factors, limits, ranges):
+    """``Σ_limits Π factors`` as nested sums, summing over one group of indices at a time (variable elimination):
+    each step sums the factors that hold an index over it (and over the other summed indices only they hold), picking
+    the step of fewest multiply-adds, then the one whose result has the fewest cells."""
+    def extent(index_):
+        value = ranges[index_]
+        return NOMINAL_BATCH if value == "batch" else value
+
+    def indices(factor):
+        return {symbol for symbol in factor.free_symbols if symbol in ranges}
+
+    factors, remaining = list(factors), list(limits)
+    while remaining:
+        best = None
+        for index_, _, _ in remaining:
+            involved = [f for f in factors if index_ in indices(f)]
+            if not involved:
+                best = (0, 0, [], [limit for limit in remaining if limit[0] == index_])
+                break
+            group = [limit for limit in remaining
+                     if all(f in involved for f in factors if limit[0] in indices(f))
+                     and any(limit[0] in indices(f) for f in involved)]
+            kept = set().union(*map(indices, involved)) - {limit[0] for limit in group}
+            cells = math.prod(map(extent, kept))
+            key = (cells * math.prod(extent(limit[0]) for limit in group), cells)
+            if best is None or key < best[:2]:
+                best = (*key, involved, group)
+        _, _, involved, group = best
+        factors = [f for f in factors if f not in involved]
+        if involved:
+            factors.append(sp.Sum(sp.Mul(*involved), *group))
+        else:
+            factors.append(sp.Mul(*(high - low + 1 for _, low, high in group)))
+        remaining = [limit for limit in remaining if limit not in group]
+    return sp.Mul(*factors)
+
+
+def reordered(expr, ranges):
+    """``expr`` with each sum of products (of arrays, calls, guards and sums of products) evaluated in the order
+    :func:`_eliminated` picks when that costs :data:`REORDER_GAIN` times fewer multiply-adds (:func:`_cost`) than the
+    nesting as declared.  A derived VJP nests the upstream δ outermost, Σ_{n,t,i} δ[n,t,i] Σ_{h,k} Wo[i,h·d+k] …,
+    so every inner array carries i as well; summing i with δ and Wo first is the order reverse mode takes.
+    ``ranges`` gains the extents of renamed indices."""
+    def rewrite(total):
+        if not isinstance(total, sp.Sum):
+            return total
+        taken = set(total.free_symbols) | {index_ for index_, _, _ in total.limits}
+        parts = []
+        for term in sp.Add.make_args(total.function):
+            coefficient, rest = term.as_coeff_Mul()
+            found = _product(rest, total.limits, ranges, taken)
+            if found is None:
+                return total
+            parts.append(coefficient * _eliminated(*found, ranges))
+        candidate = sp.Add(*parts)
+        return candidate if REORDER_GAIN * _cost(candidate, ranges) <= _cost(total, ranges) else total
+
+    def visit(e):       # outermost sums first: an inner sum reordered on its own would hide the better order
+        if isinstance(e, sp.Sum):
+            e = rewrite(e)
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        args = [visit(argument) for argument in e.args]
+        return e if args == list(e.args) else e.func(*args)
+    return visit(expr)
+
+
+def _select(guard):
+    """``guard`` ([lo ≤ e ≤ hi]) as a Piecewise the printer writes as a select."""
+    e, low, high = guard.args
+    return sp.Piecewise((sp.Integer(1), sp.And(sp.Le(low, e), sp.Le(e, high))), (sp.Integer(0), True))
+
+
+def _split_guards(function, summed):
+    """``(rest, {index: guards bounding its loop}, conditions)``: the guard factors of ``function`` (a product) on
+    the ``summed`` indices go to the innermost of them they read (a loop bound) when it stands in the guarded expression
+    (not its bounds), those on no summed index are conditions on the outer indices, the others (``selects``)
+    conditions in the innermost loop; ``rest`` is the product of the other factors.  Returns
+    ``(rest, bounds, conditions, selects)``."""
+    factors = sp.Mul.make_args(function)
+    bounds, conditions, selects = {index_: [] for index_ in summed}, [], []
+    for guard in (f for f in factors if isinstance(f, InRange)):
+        e, low, high = guard.args
+        inner = [index_ for index_ in summed if guard.has(index_)]
+        if not inner:
+            conditions.append(guard)
+        elif e.has(inner[-1]) and not (low.has(inner[-1]) or high.has(inner[-1])):
+            bounds[inner[-1]].append(guard)
+        else:       # [0 ≤ s ≤ t] in a sum over t inside the loop over s: a select in the summand
+            selects.append(guard)
+    rest = sp.Mul(*(f for f in factors if not isinstance(f, InRange)))
+    return rest, bounds, conditions, selects
 
 
 def _is_matmul(term, target):
@@ -122,7 +284,10 @@ class Contractions:
     ``uses_blas``, ``sum_count``, ``hoisted``, ``flat``)."""
 
     def p(self, expr):
-        return self.printer.doprint(expr)
+        """``expr`` as code; a guard left where no loop bound can take it is printed as a select (1 where it holds,
+        else 0)."""
+        return self.printer.doprint(expr.replace(lambda e: isinstance(e, InRange), _select) if expr.has(InRange)
+                                    else expr)
 
     @contextmanager
     def innermost(self, extent):
@@ -315,11 +480,13 @@ class Contractions:
         √(Σ_j (a[n,j] − μ[n])² / J + ε)).  Each distinct sum (up to the names of its indices) is computed first,
         innermost first, into an array over its free indices (``sigma<k>[n]``); then one loop over the target's cells
         evaluates the rest.  Exponentials normalised by a sum are evaluated shifted by their max
-        (:func:`~symnet.indexed.shift_exponentials`)."""
+        (:func:`~symnet.indexed.shift_exponentials`).  Sums of products are evaluated in the order
+        :func:`reordered` picks."""
         expr = shift_exponentials(expr)
         ranges = dict(zip(target_indices, self._extents(target, target_indices)))
         for total in expr.atoms(*REDUCTIONS):
             ranges.update({index_: _extent(low, high) for index_, low, high in total.limits})
+        expr = reordered(expr, ranges)
         body = expr.replace(lambda e: isinstance(e, REDUCTIONS), lambda total: self._hoisted(w, total, ranges))
         if allocate:
             self.buffer(w, target, self.shapes[target])
@@ -335,10 +502,16 @@ class Contractions:
         not written in between)."""
         free = sorted((symbol for symbol in total.free_symbols if symbol in ranges),
                       key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+        found = self._computed(total, free, ranges, _canonical)
+        if found is not None:
+            return found
         key = _canonical(total.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(free)}))
-        if key in self.hoisted:
-            base = self.hoisted[key]
-            return base[tuple(free)] if free else base[0]
+        if isinstance(total, sp.Sum):
+            bound = {index_ for index_, _, _ in total.limits}
+            loops = bound | set(free)
+            function = total.function.replace(
+                lambda e: _invariant_call(e, bound, loops, ranges), lambda e: self._tabulated(w, e, ranges))
+            total = sp.Sum(function, *total.limits)
         name = f"{'sigma' if isinstance(total, sp.Sum) else 'maximum'}{self.sum_count}"
         self.sum_count += 1
         shape = tuple(ranges[index_] for index_ in free)
@@ -352,9 +525,24 @@ class Contractions:
         with w.loops(*((index_, ranges[index_]) for index_ in free)):
             if isinstance(total, sp.Sum):
                 w(f"total = {self.p(sp.Float(0))}")
-                with w.loops(*((index_, ranges[index_]) for index_, _, _ in total.limits)), \
-                        self.innermost(ranges[total.limits[-1][0]]):
-                    w(f"total += {self.p(total.function)}")
+                summed = [index_ for index_, _, _ in total.limits]
+                function, bounds, conditions, selects = _split_guards(total.function, summed)
+                depth = w.depth
+                if conditions:
+                    w(f"if {' and '.join(map(self._condition, conditions))}:")
+                    w.depth += 1
+                known = {index_: (0, ranges[index_] - 1) for index_ in free if ranges[index_] != "batch"}
+                for index_ in summed:      # a guard on a summed index bounds its loop: a masked key is not visited
+                    w(f"for {index_} in range({self._range(index_, ranges[index_], bounds[index_], known)}):")
+                    w.depth += 1
+                    if ranges[index_] != "batch":
+                        known[index_] = (0, ranges[index_] - 1)
+                if selects:     # a condition, not a factor: a masked entry may hold an overflowed exp (0·∞)
+                    w(f"if {' and '.join(map(self._condition, selects))}:")
+                    w.depth += 1
+                with self.innermost(ranges[summed[-1]]):
+                    w(f"total += {self.p(function)}")
+                w.depth = depth
             else:
                 (index_, low, high), = total.limits
                 w(f"total = {self.p(total.function.xreplace({index_: low}))}")
@@ -362,6 +550,47 @@ class Contractions:
                 with w.block(), self.innermost(ranges[index_]):
                     w(f"total = max(total, {self.p(total.function)})")
             w(f"{self.p(cell)} = total")
+        return cell
+
+    def _computed(self, expr, free, ranges, canonical):
+        """The array cell that holds ``expr`` when this function has computed it before, under any names of its free
+        indices (the scores Σ_c Q[n,c,h,t] K[n,c,h,s] serve Σ_c Q[n,c,h,s] K[n,c,h,u] read the other way round), else
+        None.  The batch index stays first; up to 5 others are tried in every order."""
+        batch = [index_ for index_ in free if ranges[index_] == "batch"]
+        others = [index_ for index_ in free if ranges[index_] != "batch"]
+        for order in (itertools.permutations(others) if len(others) <= 5 else [others]):
+            names = (*batch, *order)
+            key = canonical(expr.xreplace({index_: sp.Symbol(f"_f{k}", integer=True) for k, index_ in enumerate(names)}))
+            if key in self.hoisted:
+                base = self.hoisted[key]
+                return base[names] if names else base[0]
+        return None
+
+    def _tabulated(self, w, call, ranges):
+        """The array cell that holds ``call`` (an exp, log or tanh that a sum reads in a loop it does not depend on:
+        softmax's e^(s − m)[n,h,t,s] in Σ_s P[n,h,t,s] V[n,h,k,s] would be evaluated once per k), computed once into
+        ``value<k>[its indices]`` unless this function has computed it before."""
+        free = sorted((symbol for symbol in call.free_symbols if symbol in ranges),
+                      key=lambda symbol: (ranges[symbol] != "batch", symbol.name))
+
+        def key(expr):
+            return ("value", expr)
+        found = self._computed(call, free, ranges, key)
+        if found is not None:
+            return found
+        name = f"value{self.sum_count}"
+        self.sum_count += 1
+        shape = tuple(ranges[index_] for index_ in free)
+        w(f"# {name}{list(free)} = {call}: once, not in every loop of the sums that read it")
+        if shape[0] == "batch":
+            self.buffer(w, name, shape)
+        else:
+            w(f"{name} = np.empty(({', '.join(map(str, shape))},), dtype=np.{self.dtype})")
+        base = self.hoisted[key(call.xreplace({index_: sp.Symbol(f"_f{k}", integer=True)
+                                                for k, index_ in enumerate(free)}))] = sp.IndexedBase(name, real=True)
+        cell = base[tuple(free)]
+        with w.loops(*((index_, ranges[index_]) for index_ in free)), self.innermost(ranges[free[-1]]):
+            w(f"{self.p(cell)} = {self.p(call)}")
         return cell
 
     def _extents(self, target, indices):

@@ -1,0 +1,146 @@
+"""Self-attention declared in index notation: the compiled network's loss and derived gradients against an
+independent NumPy forward pass (and its central differences), causal masking, large logits, bad configurations.
+
+One compiled network per configuration (module-scoped fixtures): each costs several seconds of Numba compile."""
+
+import numpy as np
+import pytest
+
+import symnet as sn
+from symnet.errors import ConfigurationError, ShapeError
+
+CLASSES = 3
+
+
+def numpy_attention(X, Wq, Wk, Wv, Wo, heads, causal):
+    """softmax_s(Q_h[t] · K_h[s] / √d_h) (keys after the query masked when causal) times V_h, heads concatenated,
+    times Woᵀ."""
+    batch, length, d_model = X.shape
+    d_head = d_model // heads
+    Q, K, V = X @ Wq.T, X @ Wk.T, X @ Wv.T
+    out = np.empty_like(Q)
+    for h in range(heads):
+        cut = slice(h * d_head, (h + 1) * d_head)
+        S = Q[:, :, cut] @ K[:, :, cut].transpose(0, 2, 1) / np.sqrt(d_head)
+        if causal:
+            S = np.where(np.tril(np.ones((length, length), dtype=bool)), S, -np.inf)
+        P = np.exp(S - S.max(axis=2, keepdims=True))
+        out[:, :, cut] = (P / P.sum(axis=2, keepdims=True)) @ V[:, :, cut]
+    return out @ Wo.T
+
+
+def numpy_loss(p, X, Y, heads, causal):
+    """SelfAttention → Flatten → Dense(T·d_model, 3), softmax cross-entropy averaged over the batch."""
+    a = numpy_attention(X, p["Wq1"], p["Wk1"], p["Wv1"], p["Wo1"], heads, causal)
+    o = a.reshape(len(X), -1) @ p["W3"].T + p["b3"]
+    shifted = o - o.max(axis=1, keepdims=True)
+    return (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
+
+
+def model(length, d_model, heads, causal):
+    return sn.Sequential([sn.SelfAttention(d_model, heads=heads, causal=causal), sn.Flatten(),
+                          sn.Dense(length * d_model, CLASSES)], loss="softmax_cross_entropy",
+                         input_shape=(length, d_model))
+
+
+CONFIGURATIONS = [(5, 4, 2, False), (6, 4, 2, True), (5, 6, 1, True), (7, 3, 1, False)]
+"""(T, d_model, heads, causal)."""
+
+
+_NETWORKS = {}
+
+
+def compiled_network(configuration):
+    """The compiled network of a configuration, compiled once per test run."""
+    if configuration not in _NETWORKS:
+        _NETWORKS[configuration] = model(*configuration).compile()
+    return _NETWORKS[configuration]
+
+
+@pytest.fixture(scope="module", params=CONFIGURATIONS, ids=lambda c: "T{}-d{}-h{}-{}".format(*c[:3], "causal" * c[3]))
+def compiled(request):
+    return request.param, compiled_network(request.param)
+
+
+def test_loss_and_gradient_match_numpy(compiled):
+    (length, d_model, heads, causal), net = compiled
+    params = net.init(seed=3)
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(4, length, d_model)), np.eye(CLASSES)[rng.integers(0, CLASSES, 4)]
+    reference = {name: np.array(params[name]) for name in params}
+    loss, grads = net.loss_and_grad(params, X, Y)
+    assert loss == pytest.approx(numpy_loss(reference, X, Y, heads, causal), rel=1e-12)
+    np.testing.assert_allclose(net.predict(params, X), numpy_attention(
+        X, *(reference[f"W{w}1"] for w in "qkvo"), heads, causal).reshape(4, -1) @ reference["W3"].T + reference["b3"],
+        rtol=1e-12, atol=1e-12)
+    for name, value in reference.items():
+        numerical = np.zeros_like(value)
+        for cell in np.ndindex(value.shape):
+            saved = value[cell]
+            h = 1e-6 * max(1.0, abs(saved))
+            value[cell] = saved + h
+            up = numpy_loss(reference, X, Y, heads, causal)
+            value[cell] = saved - h
+            down = numpy_loss(reference, X, Y, heads, causal)
+            value[cell] = saved
+            numerical[cell] = (up - down) / (2 * h)
+        np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_large_scores_stay_finite(compiled):
+    """Inputs of ±1000 make scores of order 10⁶: the softmax's max shift (over the keys a causal query sees) keeps
+    the loss and gradient finite and equal to NumPy's."""
+    (length, d_model, heads, causal), net = compiled
+    params = net.init(seed=5)
+    rng = np.random.default_rng(6)
+    X, Y = 1000 * rng.choice([-1.0, 1.0], size=(3, length, d_model)), np.eye(CLASSES)[rng.integers(0, CLASSES, 3)]
+    loss, grads = net.loss_and_grad(params, X, Y)
+    assert np.isfinite(loss) and all(np.isfinite(grads[name]).all() for name in grads)
+    reference = {name: np.array(params[name]) for name in params}
+    assert loss == pytest.approx(numpy_loss(reference, X, Y, heads, causal), rel=1e-9)
+
+
+def test_causal_output_ignores_later_steps():
+    """With causal=True, the outputs at steps before the last do not change when the last step's input does: a Dense
+    layer that reads only those steps gives exactly the same output."""
+    length, d_model, heads, causal = CONFIGURATIONS[1]
+    net = compiled_network(CONFIGURATIONS[1])
+    params = net.init(seed=1)
+    params["W3"][:, (length - 1) * d_model:] = 0.0
+    X = np.random.default_rng(2).normal(size=(2, length, d_model))
+    changed = X.copy()
+    changed[:, -1, :] += 5.0
+    assert np.array_equal(net.predict(params, X), net.predict(params, changed))
+    params["W3"][:, -1] = 1.0       # … and a Dense layer that reads the last step sees the change
+    assert not np.array_equal(net.predict(params, X), net.predict(params, changed))
+
+
+def test_parameters_are_decayed_xavier_weights():
+    layer = sn.SelfAttention(4, heads=2)
+    model_ = sn.Sequential([layer, sn.Flatten(), sn.Dense(20, CLASSES)], input_shape=(5, 4))
+    assert [(str(base), shape) for base, shape in layer.parameters] == [
+        ("Wq", (4, 4)), ("Wk", (4, 4)), ("Wv", (4, 4)), ("Wo", (4, 4))]
+    assert sn.declare.layers.weight_names(model_.layers) == ["Wq1", "Wk1", "Wv1", "Wo1", "W3"]
+    assert repr(sn.SelfAttention(8, heads=2, causal=True)) == "SelfAttention(8, heads=2, causal=True)"
+
+
+def test_bad_configurations_say_what_is_wrong():
+    with pytest.raises(ConfigurationError, match="d_model 6 is not divisible by heads 4"):
+        sn.SelfAttention(6, heads=4)
+    with pytest.raises(ConfigurationError, match=r"takes sequences of shape \(time, 4\)"):
+        sn.Sequential([sn.SelfAttention(4), sn.Flatten(), sn.Dense(20, 2)], input_shape=(5, 3))
+    with pytest.raises(ConfigurationError, match=r"takes sequences of shape \(time, 4\)"):
+        sn.Sequential([sn.SelfAttention(4), sn.Flatten(), sn.Dense(20, 2)], input_shape=(20,))
+    with pytest.raises(ConfigurationError, match="input_shape"):
+        sn.Sequential([sn.SelfAttention(4), sn.Flatten(), sn.Dense(20, 2)])
+    with pytest.raises(ConfigurationError, match="causal must be True or False"):
+        sn.SelfAttention(4, causal="yes")
+
+
+def test_input_of_the_wrong_shape_is_refused(compiled):
+    (length, d_model, _, _), net = compiled
+    params = net.init()
+    with pytest.raises(ShapeError, match="X must have shape"):
+        net.predict(params, np.zeros((2, length + 1, d_model)))
+    with pytest.raises(ShapeError, match="X must have shape"):
+        net.predict(params, np.zeros((2, length, d_model, 1)))
