@@ -152,9 +152,8 @@ def test_resume_keeps_running_statistics_bit_identical(net, tmp_path):
     assert np.array_equal(resumed.flat, whole.flat)
 
 
-def test_float32_matches_float64():
-    float64 = model().compile()
-    float32 = model().compile(dtype="float32")
+def test_float32_matches_float64(net):
+    float64, float32 = net, model().compile(dtype="float32")
     params = random_params(float64, 11)
     X, Y = data(12)
     for noise_seed in (0, None):
