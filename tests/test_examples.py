@@ -136,3 +136,27 @@ def test_cnn(tmp_path, capsys):
     assert kernels.shape == (8, 1, 3, 3) and np.isfinite(kernels).all()
     # measured with --quick (3 epochs of the built-in recipe, seed 0): test accuracy 0.950 (0.981 after the full 20)
     assert len(history) == 3 and history.val_accuracy[-1] > 0.9
+
+
+def test_second_order(tmp_path, capsys):
+    results = run("second_order", tmp_path)
+    out = capsys.readouterr().out
+    assert figures(tmp_path) == ["second_order_loss.png", "second_order_saddle.png", "second_order_spectrum.png"]
+    # Lanczos on net.hvp finds the extreme eigenvalues of the dense Hessian (measured with --quick: 7e-13)
+    assert results["agreement"] < 1e-6
+    for r in list(results["spectra"].values()) + list(results["ends"].values()):
+        assert 0 <= r["negative_share"] <= 1 and 0 <= r["negative_mass"] <= 1 and 0 <= r["slq_negative_share"] <= 1
+        assert r["exact_min"] <= r["lanczos_min"] + 1e-9 and r["lanczos_max"] <= r["exact_max"] + 1e-9
+    # at initialisation the tanh network has negative curvature (quick: 49 % of the eigenvalues), less after Adam
+    spectra = results["spectra"]
+    assert spectra[0]["exact_min"] < 0 and spectra[1]["negative_mass"] < spectra[0]["negative_mass"]
+    # Newton-CG's full training loss falls (not in every epoch: its steps are judged on their batch), and it spent
+    # H·v products (at most 10 per step, 6 steps an epoch)
+    newton = results["newton"]["loss"]
+    assert newton[-1] < 0.5 * newton[0] and newton[1] < newton[0]
+    assert 0 < results["newton"]["hvps"].max() <= 60 and results["hvp_cost"] > 1
+    # the saddle profile is concave at t = 0 along u, and gradient descent moved downhill along it
+    profile, ts = results["profile"], results["ts"]
+    middle = int(np.argmin(np.abs(ts)))
+    assert profile[middle - 1] + profile[middle + 1] - 2 * profile[middle] < 0
+    assert results["newton_rise"] > 0 and "summary:" in out and "the notes' cost claim" in out
