@@ -24,7 +24,7 @@ from symnet import backprop
 from symnet.declare import layers as L
 from symnet.declare import losses
 from symnet.declare.parse import exact_number
-from symnet.generate.layers_code import _arrays
+from symnet.generate.layers_code import A_SCALAR, _arrays
 from symnet.indexed import MaxOver
 from symnet.rewrites import stable
 
@@ -33,13 +33,15 @@ def _base(name):
     return sp.IndexedBase(name, real=True)
 
 
+def _no_dirac(expr):
+    """``expr`` with SymPy's DiracDelta of a kink read as 0."""
+    return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+
+
 def activation_derivatives(activation):
-    """``(f', f'')`` of ``activation`` in its variable, stable forms, f'' with SymPy's DiracDelta of a kink read
-    as 0."""
-    first = stable(activation.derivative)
-    second = sp.diff(activation.derivative, activation.variable).replace(
-        lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
-    return first, stable(second)
+    """``(f', f'')`` of ``activation`` in its variable, stable forms, f'' = 0 at a kink."""
+    return (stable(activation.derivative),
+            stable(_no_dirac(sp.diff(activation.derivative, activation.variable))))
 
 
 class SecondOrderCode:
@@ -55,7 +57,7 @@ class SecondOrderCode:
         self.views(w, "hv", prefix="hv_", state=False)
         if self.trainable < self.size:
             w(f"hv[{self.trainable}:] = {self.p(sp.Float(0))}   # the state's: it is not trained")
-        self.keep_z = True                  # f'(z) and f''(z) read the pre-activations
+        self.keep_z = True                  # f' and f'' of an activation without an output form read z
         self.forward(w, store_fprime=True, training=training)
         self.keep_z = False
         with self.innermost(self.model.layers[-1].n_out):
@@ -87,18 +89,28 @@ class SecondOrderCode:
         else:
             self._assign(w, expr, target, indices, allocate)
 
+    def _derivatives(self, number, indices):
+        """f'(z) and f''(z) of layer ``number`` at [indices], read from its stored output a when the main module
+        does so for f' (tanh' = 1 − a², and by the chain rule f'' = p'(a)·p(a) for f' = p(a): no tanh or exp is
+        evaluated again), else from z."""
+        layer = self.model.layers[number - 1]
+        kind, form = self.model.fprime_form(number - 1)
+        if kind == "output":
+            at = {A_SCALAR: _base(f"a{number}")[indices]}
+            return form.xreplace(at), _no_dirac(sp.diff(form, A_SCALAR) * form).xreplace(at)
+        first, second = activation_derivatives(layer.activation)
+        at = {layer.activation.variable: _base(f"z{number}")[indices]}
+        return first.xreplace(at), second.xreplace(at)
+
     def _activation_loop(self, w, number, lines):
         """One loop over the cells of layer ``number``'s output, writing ``lines(cell, fprime, fsecond)``: printed
-        statements given the cell printer and f', f'' of its activation at z{number}."""
+        statements given the cell printer and f', f'' of its activation (:meth:`_derivatives`)."""
         layer = self.model.layers[number - 1]
         out = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
-        f = layer.activation
-        first, second = activation_derivatives(f)
-        at = {f.variable: _base(f"z{number}")[out]}
+        first, second = self._derivatives(number, out)
         with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)), \
                 self.innermost(layer.output_shape[-1]):
-            for line in lines(lambda name: self.p(_base(name)[out]), f"({self.p(first.xreplace(at))})",
-                              f"({self.p(second.xreplace(at))})"):
+            for line in lines(lambda name: self.p(_base(name)[out]), f"({self.p(first)})", f"({self.p(second)})"):
                 w(line)
 
     def r_forward(self, w, training):
@@ -147,11 +159,8 @@ class SecondOrderCode:
             shift = MaxOver(_base(f"a{last}")[L.n, L.k], (L.k, 0, K - 1))
             return expr.xreplace({losses.K: K, losses.row_max: shift})
 
-        f = self.model.layers[-1].activation
-        first, second = activation_derivatives(f)
-        z = _base(f"z{last}")[L.n, losses.j]
-        expr = (per_row(r_gradient) * first.xreplace({f.variable: z})
-                + per_row(gradient) * second.xreplace({f.variable: z}) * _base(f"rz{last}")[L.n, losses.j]) / L.N
+        first, second = self._derivatives(last, (L.n, losses.j))
+        expr = (per_row(r_gradient) * first + per_row(gradient) * second * _base(f"rz{last}")[L.n, losses.j]) / L.N
         w(f"# rdelta{last}[n, j] = (R{{∂ℓ/∂o_j}} f'(z) + ∂ℓ/∂o_j f''(z) R{{z}}) / N,  R{{∂ℓ/∂o_j}} = {r_gradient}")
         self.evaluate(w, expr, f"rdelta{last}", (L.n, losses.j), allocate=True)
 
