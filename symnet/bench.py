@@ -36,6 +36,17 @@ ROUNDS = 5
 TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
 """How far the parameters after one step of symnet and of a reference may differ, relative to the largest one:
 summation orders differ (~1e-15 in float64); a float32 network is compared with the float64 references (~1e-7)."""
+HVP_TARGET = 4.0
+"""Issue 18: one ``net.hvp`` costs at most this many ``net.loss_and_grad`` (Pearlmutter's bound is a small constant).
+The bench reports the ratio per config; no test asserts it (timings are not unit tests)."""
+HVP_TOLERANCE = {"float64": 1e-7, "float32": 1e-5}
+"""How far symnet's H·v may differ, relative to its largest entry, from Richardson-extrapolated central differences
+of the float64 gradient along v (:func:`difference_hvp`; the better of :data:`DIFFERENCE_STEPS`)."""
+DIFFERENCE_STEPS = (1e-3, 1e-6)
+"""Steps h·max|v| of :func:`difference_hvp`.  The large one has the smaller rounding error (~1e-16/h); the small one
+is for ReLU networks, where θ ± h·v crossing a kink of some unit spoils the large step's differences."""
+HVP_PEER_TOLERANCE = 1e-10
+"""How far JAX's H·v may differ from symnet's, relative to the largest entry: both are exact to rounding."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,10 @@ class Config:
         lists = numba_lists(by_numba)
         return {"numpy": (lambda: numpy_step(by_numpy, X, Y, self), by_numpy),
                 "numba": (lambda: numba_step(lists, X, Y, self), by_numba)}
+
+    def jax_loss(self):
+        """The loss the JAX peers differentiate (:func:`jax_loss`)."""
+        return jax_loss(self)
 
     def peers(self):
         """(peer, module, make) of the peers written for this config (:func:`peer_steps`)."""
@@ -151,6 +166,9 @@ class ConvConfig:
         by_numpy, by_numba = _weights(params, self.weighted), _weights(params, self.weighted)
         return {"numpy": (lambda: numpy_cnn_step(by_numpy, X, Y, self), by_numpy),
                 "numba": (lambda: numba_cnn_step(by_numba, X, Y, self), by_numba)}
+
+    def jax_loss(self):
+        return jax_cnn_loss(self)
 
     def peers(self):
         return (("jax", "jax", functools.partial(_jax_run, make_step=jax_cnn_step)),
@@ -529,8 +547,9 @@ def _peer_loss(config, weights, X, Y, activation, total, row_logsumexp, row_sum)
     return total(row_logsumexp(a) - row_sum(Y * a)) / X.shape[0]
 
 
-def jax_step(config):
-    """A JAX peer: the same network and loss, ``jax.jit`` of value-and-gradient plus the SGD update."""
+def jax_loss(config):
+    """The config's mean loss in JAX, ``loss(weights, X, Y)`` with weights [(W, b), ...]: what the JAX step and HVP
+    peers differentiate."""
     import jax
     import jax.numpy as jnp
 
@@ -541,17 +560,12 @@ def jax_step(config):
         return _peer_loss(config, weights, X, Y, activation, jnp.sum, lambda a: jax.nn.logsumexp(a, axis=1),
                           lambda a: jnp.sum(a, axis=1))
 
-    @jax.jit
-    def step(weights, X, Y):
-        value, grads = jax.value_and_grad(loss)(weights, X, Y)
-        return [(W - LEARNING_RATE * gW, b - LEARNING_RATE * gb) for (W, b), (gW, gb) in zip(weights, grads)], value
-
-    return step
+    return loss
 
 
-def jax_cnn_step(config):
-    """A JAX peer for :class:`ConvConfig`: ``lax.conv_general_dilated`` (NCHW, OIHW), ``lax.reduce_window`` max, the
-    Dense layer; ``jax.jit`` of value-and-gradient plus the SGD update."""
+def jax_cnn_loss(config):
+    """The loss of a :class:`ConvConfig` in JAX: ``lax.conv_general_dilated`` (NCHW, OIHW), ``lax.reduce_window``
+    max, the Dense layer, softmax cross-entropy."""
     import jax
     import jax.numpy as jnp
 
@@ -567,12 +581,31 @@ def jax_cnn_step(config):
         o = a.reshape(X.shape[0], -1) @ W4.T + b4
         return jnp.sum(jax.nn.logsumexp(o, axis=1) - jnp.sum(Y * o, axis=1)) / X.shape[0]
 
+    return loss
+
+
+def _jax_sgd(loss):
+    """``jax.jit`` of value-and-gradient of ``loss`` plus the SGD update."""
+    import jax
+
     @jax.jit
     def step(weights, X, Y):
         value, grads = jax.value_and_grad(loss)(weights, X, Y)
         return [(W - LEARNING_RATE * gW, b - LEARNING_RATE * gb) for (W, b), (gW, gb) in zip(weights, grads)], value
 
     return step
+
+
+def jax_step(config):
+    """A JAX peer: the same network and loss (:func:`jax_loss`), ``jax.jit`` of value-and-gradient plus the SGD
+    update."""
+    return _jax_sgd(jax_loss(config))
+
+
+def jax_cnn_step(config):
+    """A JAX peer for :class:`ConvConfig` (:func:`jax_cnn_loss`): ``jax.jit`` of value-and-gradient plus the SGD
+    update."""
+    return _jax_sgd(jax_cnn_loss(config))
 
 
 def torch_cnn_step(config):
@@ -683,10 +716,94 @@ def _pytensor_run(config, weights, X, Y, reference_loss):
     return lambda: step(X, Y)
 
 
-def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds=ROUNDS, dtype="float64"):
+# --- Hessian-vector products (issue 18) ----------------------------------------------
+
+def hvp_direction(net, seed=1):
+    """The fixed direction v of the HVP timings: standard normal entries (seeded), in the network's dtype, zero on
+    state entries (BatchNorm's running statistics are not a direction of the loss)."""
+    v = np.random.default_rng(seed).normal(size=net.size)
+    v[net.model.parameter_count:] = 0
+    return v.astype(net.dtype)
+
+
+def difference_hvp(net, params, X, Y, v, step):
+    """H·v by Richardson-extrapolated central differences of ``net.loss_and_grad`` along ``v``: (4 D(h/2) − D(h)) / 3
+    with D(h) = (g(θ + h v) − g(θ − h v)) / 2h, h = ``step`` / max|v| (error O(h⁴) where the loss is smooth)."""
+    h = step / float(np.abs(v).max())
+
+    def gradient(theta):
+        return net.loss_and_grad(Parameters(theta, net.layout), X, Y)[1].flat.copy()
+
+    def central(width):
+        return (gradient(params.flat + width * v) - gradient(params.flat - width * v)) / (2 * width)
+
+    return (4 * central(h / 2) - central(h)) / 3
+
+
+def _relative(got, expected):
+    """max|got − expected| over max|expected| (over 1 where H·v is all zeros)."""
+    return float(np.abs(got - expected).max()) / max(float(np.abs(expected).max()), np.finfo(float).tiny)
+
+
+def check_hvp(config, net, params, X, Y, v, hv, reference=None):
+    """The relative difference of symnet's H·v ``hv`` from central differences of the float64 gradient along ``v``
+    (:func:`difference_hvp`, the better of :data:`DIFFERENCE_STEPS`); a ConfigurationError beyond
+    :data:`HVP_TOLERANCE`.  ``reference``: a float64 compile of the same model for a float32 ``net`` (else ``net``
+    itself)."""
+    reference = net if reference is None else reference
+    count = net.model.parameter_count
+    theta = Parameters(params.flat.astype(np.float64), reference.layout)
+    direction, X, Y = v.astype(np.float64), X.astype(np.float64), Y.astype(np.float64)
+    worst = min(_relative(hv[:count].astype(np.float64), difference_hvp(reference, theta, X, Y, direction, step)[:count])
+                for step in DIFFERENCE_STEPS)
+    if not worst <= HVP_TOLERANCE[str(net.dtype)]:
+        raise ConfigurationError(f"config {config.name}: symnet's Hessian-vector product and central differences of "
+                                 f"the gradient along v disagree by {worst:.3g} (relative to the largest entry): not "
+                                 f"timed")
+    return worst
+
+
+def jax_hvp_runs(config, params, X, Y, v, hv):
+    """``({"jax_grad": run, "jax_hvp": run}, disagreement)``: ``jax.jit`` of value-and-gradient of the config's JAX
+    loss (the one the JAX step peer differentiates) and of ``jax.jvp(jax.grad(loss), (weights,), (v,))``, after
+    checking that the latter gives symnet's ``hv`` to :data:`HVP_PEER_TOLERANCE` (a ConfigurationError otherwise).
+    ``params``, ``v`` and ``hv`` are in symnet's layout."""
+    import jax
+    import jax.numpy as jnp
+
+    loss = config.jax_loss()
+    grad = jax.jit(jax.value_and_grad(loss))
+
+    @jax.jit
+    def hvp(weights, X, Y, direction):
+        return jax.jvp(lambda w: jax.grad(loss)(w, X, Y), (weights,), (direction,))[1]
+
+    def tree(flat):
+        return [(jnp.asarray(W), jnp.asarray(b)) for W, b in _weights(Parameters(flat, params.layout),
+                                                                        config.weighted)]
+
+    weights, direction = tree(params.flat), tree(np.asarray(v, dtype=np.float64))
+    X, Y = jnp.asarray(X), jnp.asarray(Y)
+    by_jax = np.concatenate([np.ravel(array) for pair in hvp(weights, X, Y, direction) for array in pair])
+    by_symnet = np.concatenate([np.ravel(array) for pair in _weights(Parameters(hv, params.layout), config.weighted)
+                                for array in pair])
+    worst = _relative(by_symnet, by_jax)
+    if not worst <= HVP_PEER_TOLERANCE:
+        raise ConfigurationError(f"config {config.name}: the Hessian-vector products of symnet and of JAX "
+                                 f"(jax.jvp of jax.grad) disagree by {worst:.3g} relative to the largest entry: not "
+                                 f"comparable")
+    return {"jax_grad": lambda: jax.block_until_ready(grad(weights, X, Y)),
+            "jax_hvp": lambda: jax.block_until_ready(hvp(weights, X, Y, direction))}, worst
+
+
+def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds=ROUNDS, dtype="float64", hvp=True):
     """One row: µs per SGD step of symnet's generated step (called directly, through ``net.step``, inside one
     ``train_epoch`` call, and with ``parallel=True``), of the NumPy and Numba references, of the peers and of the
-    step's matrix products alone (the BLAS floor); ratios; cold and warm start. The module is generated in a new
+    step's matrix products alone (the BLAS floor); ratios; cold and warm start.  With ``hvp`` (issue 18) also
+    ``row["hvp"]``: µs of ``net.loss_and_grad`` and of ``net.hvp`` (same batch and parameters, the fixed direction of
+    :func:`hvp_direction`), their ratio against :data:`HVP_TARGET`, the HVP's check against central differences
+    (:func:`check_hvp`) and, with ``peers`` and JAX installed, JAX's jitted grad and ``jax.jvp`` of ``jax.grad``
+    (:func:`jax_hvp_runs`), all timed in the same interleaved rounds as the steps. The module is generated in a new
     temporary folder unless ``directory`` is given, so the cold start includes Numba compiling it. ``rounds=1``
     is a smoke run: one round, no idle pauses, short budgets (rough numbers). ``dtype="float32"`` compiles symnet's
     network in float32; the references stay float64 (peers are refused: they compute in float64)."""
@@ -694,7 +811,7 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
         raise ConfigurationError("the peers compute in float64: time them with dtype float64")
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="symnet-bench-") as fresh:
-            return bench_config(config, peers, fresh, epoch_seconds, rounds, dtype)
+            return bench_config(config, peers, fresh, epoch_seconds, rounds, dtype, hvp)
     began = time.perf_counter()
     net = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory, dtype=dtype)
     params = net.init(seed=0)
@@ -723,6 +840,9 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
         timed["symnet_parallel"] = lambda: parallel.module.train_step(flat, Xs, Ys, *parallel_arguments)
     peers = peer_steps(config, start, X, Y, net.loss(start, X, Y)) if peers else {}
     timed.update({peer: step for peer, step in peers.items() if callable(step)})
+    if hvp:
+        row["hvp"], hvp_runs = hvp_report(config, net, start, X, Y, peers, directory)
+        timed.update(hvp_runs)
     timing = dict(rounds=rounds, pause=PAUSE) if rounds > 1 else dict(rounds=1, budget=0.01)
     micro = {name: seconds * 1e6 for name, seconds in interleaved_medians(timed, **timing).items()}
     row.update({name: micro[name] for name in ("symnet", "symnet_net_step", "numpy", "numba")})
@@ -735,11 +855,48 @@ def bench_config(config, peers=False, directory=None, epoch_seconds=0.01, rounds
         row["peers"] = {peer: micro.get(peer, step) for peer, step in peers.items()}
         timed_peers = [micro[peer] for peer in peers if peer in micro]
         row["best_peer_over_symnet"] = min(timed_peers) / row["symnet_net_step"] if timed_peers else None
+    if hvp:
+        report = row["hvp"]
+        report.update(loss_and_grad=micro["symnet_loss_and_grad"], hvp=micro["symnet_hvp"])
+        report["ratio"] = report["hvp"] / report["loss_and_grad"]
+        report["within_target"] = report["ratio"] <= HVP_TARGET
+        if isinstance(report.get("jax"), dict):
+            report["jax"].update(grad=micro["jax_grad"], hvp=micro["jax_hvp"])
+            report["jax"]["ratio"] = micro["jax_hvp"] / micro["jax_grad"]
+            report["hvp_over_jax_hvp"] = report["hvp"] / micro["jax_hvp"]
     return row
 
 
-def run(names=None, peers=False, directory=None, rounds=ROUNDS, dtype="float64"):
-    """The benchmark table: ``{"rows": [one row per config (:func:`bench_config`)]}``."""
+def hvp_report(config, net, start, X, Y, peers, directory):
+    """``(report, runs)`` of :func:`bench_config`'s HVP columns before timing: the report holds the checks
+    (``disagreement`` from central differences, ``jax``'s from symnet where it runs, else why not) and the seconds
+    of the first ``net.hvp`` (generating and compiling the second-order module); ``runs`` the calls to time.  The
+    parameters ``start`` are not changed (the timed steps train other copies)."""
+    dtype = net.dtype
+    Xs, Ys = X.astype(dtype), Y.astype(dtype)
+    v = hvp_direction(net)
+    began = time.perf_counter()
+    hv = net.hvp(start, Xs, Ys, v)
+    report = {"target": HVP_TARGET, "cold_start_seconds": time.perf_counter() - began}
+    reference = None
+    if str(dtype) != "float64":
+        reference = config.model().compile(optimizer=SGD(lr=LEARNING_RATE), directory=directory)
+    report["disagreement"] = check_hvp(config, net, start, X, Y, v, hv, reference)
+    runs = {"symnet_loss_and_grad": lambda: net.loss_and_grad(start, Xs, Ys),
+            "symnet_hvp": lambda: net.hvp(start, Xs, Ys, v)}
+    if peers:
+        if importlib.util.find_spec("jax") is None:
+            report["jax"] = "not installed"
+        else:
+            jax_runs, worst = jax_hvp_runs(config, start, X, Y, v, hv)
+            report["jax"] = {"disagreement": worst}
+            runs.update(jax_runs)
+    return report, runs
+
+
+def run(names=None, peers=False, directory=None, rounds=ROUNDS, dtype="float64", hvp=True):
+    """The benchmark table: ``{"rows": [one row per config (:func:`bench_config`)]}``; ``hvp=False`` leaves out the
+    Hessian-vector product columns (and the second-order module's compile)."""
     unknown = [name for name in names or () if name not in CONFIGS]
     if unknown:
         raise ConfigurationError(f"unknown config {unknown[0]!r}; known: {', '.join(CONFIGS)}")
@@ -747,8 +904,8 @@ def run(names=None, peers=False, directory=None, rounds=ROUNDS, dtype="float64")
         raise ConfigurationError("the peers compute in float64: time them with dtype float64")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigurationError(f"rounds must be a positive integer, got {rounds!r}")
-    return {"rounds": rounds, "rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds, dtype=dtype)
-                     for name in names or CONFIGS]}
+    return {"rounds": rounds, "rows": [bench_config(CONFIGS[name], peers, directory, rounds=rounds, dtype=dtype,
+                                                    hvp=hvp) for name in names or CONFIGS]}
 
 
 def processor():

@@ -185,6 +185,9 @@ def build_parser():
                        help="symnet's network dtype (default float64); the hand-written references stay float64")
     bench.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (default 5); 1 is a quick "
                        "smoke run without idle pauses, its numbers rough")
+    bench.add_argument("--no-hvp", dest="hvp", action="store_false",
+                       help="leave out the Hessian-vector product table (net.hvp against net.loss_and_grad and, with "
+                            "--peers, JAX's jvp of grad), which compiles one more module per config")
     bench.add_argument("--json", action="store_true", help=JSON_HELP)
     bench.set_defaults(run=_bench)
 
@@ -321,7 +324,7 @@ def _bench(args):
                               f"from {', '.join(bench.CONFIGS)} (or leave --configs out for all)")
     if args.rounds < 1:
         raise SymnetError(f"--rounds must be at least 1, got {args.rounds}")
-    result = bench.run(names, peers=args.peers, rounds=args.rounds, dtype=args.dtype)
+    result = bench.run(names, peers=args.peers, rounds=args.rounds, dtype=args.dtype, hvp=args.hvp)
     result["machine"] = {"python": platform.python_version(), "processor": bench.processor(), "cpus": os.cpu_count()}
     if args.json:
         _print_json(result)
@@ -352,7 +355,40 @@ def _bench(args):
                      if not isinstance(value, float)})
     if absent:
         print("peers skipped: " + "; ".join(absent))
+    if any("hvp" in row for row in result["rows"]):
+        _print_hvp_table(result, bench.HVP_TARGET)
     return 0
+
+
+def _print_hvp_table(result, target):
+    """The Hessian-vector product table of ``symnet bench`` (issue 18)."""
+    rows = []
+    for row in result["rows"]:
+        report = row["hvp"]
+        shown = {"config": row["config"], "loss_and_grad µs": f"{report['loss_and_grad']:.1f}",
+                 "hvp µs": f"{report['hvp']:.1f}", "hvp/loss_and_grad": f"{report['ratio']:.2f}",
+                 f"≤ {target:g}×": "yes" if report["within_target"] else "NO",
+                 "vs differences": f"{report['disagreement']:.1e}"}
+        if isinstance(report.get("jax"), dict):
+            shown.update({"JAX grad µs": f"{report['jax']['grad']:.1f}", "JAX hvp µs": f"{report['jax']['hvp']:.1f}",
+                          "JAX hvp/grad": f"{report['jax']['ratio']:.2f}",
+                          "vs JAX": f"{report['jax']['disagreement']:.1e}",
+                          "hvp/JAX hvp": f"{report['hvp_over_jax_hvp']:.2f}"})
+        shown["hvp compile s"] = f"{report['cold_start_seconds']:.1f}"
+        rows.append(shown)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    print("\nHessian-vector products (issue 18)\n")
+    print(format_table([{c: row.get(c, "-") for c in columns} for row in rows], columns))
+    print(f"\nnet.hvp (H·v of the mean loss, R-operator, a fixed random v) and net.loss_and_grad on the step's batch "
+          f"and starting parameters, in the same interleaved rounds; target: hvp ≤ {target:g} × loss_and_grad. "
+          f"vs differences: max |H·v − Richardson central differences of the float64 gradient along v| over "
+          f"max |H·v| (checked before timing). JAX (with --peers): jax.jit of value_and_grad and of "
+          f"jax.jvp(jax.grad(loss)) on the JAX step peer's loss, checked against symnet's H·v; hvp compile: "
+          f"generating and compiling the second-order module (first net.hvp).")
+    skipped = sorted({f"jax: {row['hvp']['jax']}" for row in result["rows"]
+                      if isinstance(row["hvp"].get("jax"), str)})
+    if skipped:
+        print("HVP peers skipped: " + "; ".join(skipped))
 
 
 def _report(args):

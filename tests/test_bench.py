@@ -98,9 +98,11 @@ def test_cnn_references_pass_delta_to_the_first_maximum_of_tied_windows():
 
 
 def test_bench_cnn_row(generated_dir, monkeypatch):
-    # train_epoch would be one more Numba compile of the CNN (~10 s); the MLP rows above time it
+    # train_epoch would be one more Numba compile of the CNN (~10 s); the MLP rows above time it; so would the
+    # second-order module (~14 s): test_cli_bench_json checks the HVP columns on xor
     monkeypatch.setattr(bench, "epoch_run", lambda *arguments: lambda: None)
-    (row,) = bench.run(["cnn"], directory=generated_dir, rounds=1)["rows"]
+    (row,) = bench.run(["cnn"], directory=generated_dir, rounds=1, hvp=False)["rows"]
+    assert "hvp" not in row
     assert (row["sizes"], row["hidden"], row["batch"]) == ("1×8×8-8×8×8-8×4×4-128-10", "relu", 32)
     for key in ("symnet", "symnet_net_step", "symnet_epoch", "symnet_parallel", "numpy", "numba", "blas_floor",
                 "cold_start_seconds", "warm_start_seconds"):
@@ -130,9 +132,67 @@ def test_cli_bench_json(capsys):
     assert row["symnet_parallel"] == row["symnet"]
     assert "peers" not in row and "best_peer_over_symnet" not in row        # only with --peers
     assert row["max_disagreement"] < 1e-14
+    # the HVP columns (issue 18): both calls timed, their ratio, the check against central differences (it passed,
+    # else the run would have failed); no JAX column without --peers; no target asserted (timings are not tests)
+    report = row["hvp"]
+    for key in ("loss_and_grad", "hvp", "cold_start_seconds"):
+        assert isinstance(report[key], float) and report[key] > 0, key
+    assert report["ratio"] == pytest.approx(report["hvp"] / report["loss_and_grad"], rel=1e-12)
+    assert report["target"] == bench.HVP_TARGET and report["within_target"] == (report["ratio"] <= bench.HVP_TARGET)
+    assert 0 <= report["disagreement"] < bench.HVP_TOLERANCE["float64"] and "jax" not in report
     assert main(["bench", "--configs", "nosuch"]) == 2
     assert main(["bench", "--configs", "xor", "--rounds", "0"]) == 2
     assert main(["bench", "--configs", "xor", "--dtype", "float32", "--peers"]) == 2     # peers are float64
+    capsys.readouterr()
+    assert main(["bench", "--configs", "xor", "--rounds", "1", "--no-hvp", "--json"]) == 0
+    assert "hvp" not in json.loads(capsys.readouterr().out)["rows"][0]
+
+
+def test_cli_bench_prints_the_hvp_table(capsys, monkeypatch):
+    row = {"config": "xor", "sizes": "2-2-1", "hidden": "relu", "loss": "mse", "batch": 4, "symnet_net_step": 2.0,
+           "symnet_epoch": 0.4, "symnet": 1.7, "numpy": 25.0, "numba": 3.0, "ratio_to_best_reference": 0.67,
+           "blas_floor": 8.0, "symnet_parallel": 1.7, "cold_start_seconds": 2.0, "warm_start_seconds": 0.5,
+           "hvp": {"target": 4.0, "cold_start_seconds": 3.0, "disagreement": 5e-14, "loss_and_grad": 2.0, "hvp": 9.0,
+                   "ratio": 4.5, "within_target": False, "jax": "not installed"}}
+    monkeypatch.setattr(bench, "run", lambda *arguments, **keywords: {"rounds": 1, "rows": [row]})
+    assert main(["bench", "--configs", "xor", "--peers"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("Hessian-vector products"):]
+    assert "hvp/loss_and_grad" in table and "4.50" in table and "NO" in table and "5.0e-14" in table
+    assert "HVP peers skipped: jax: not installed" in out
+
+
+def test_hvp_check_refuses_a_wrong_product():
+    """check_hvp passes symnet's H·v (to ~1e-12 on xor, whose ReLU makes the small difference step count) and
+    refuses one entry off by a part in 10⁶ of the largest."""
+    config = bench.CONFIGS["xor"]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    params = net.init(seed=0)
+    X, Y = config.data()
+    v = bench.hvp_direction(net)
+    hv = net.hvp(params, X, Y, v)
+    assert bench.check_hvp(config, net, params, X, Y, v, hv) < 1e-10
+    hv[3] += 1e-6 * np.abs(hv).max()
+    with pytest.raises(ConfigurationError, match="central differences"):
+        bench.check_hvp(config, net, params, X, Y, v, hv)
+
+
+@pytest.mark.parametrize("name", ["xor", "cnn"])
+def test_jax_hvp_peer_agrees_with_symnet_before_it_is_timed(name):
+    pytest.importorskip("jax")
+    config = bench.CONFIGS[name]
+    net = config.model().compile(optimizer=SGD(lr=bench.LEARNING_RATE))
+    params = net.init(seed=0)
+    X, Y = config.data()
+    v = bench.hvp_direction(net)
+    hv = net.hvp(params, X, Y, v)
+    runs, worst = bench.jax_hvp_runs(config, params, X, Y, v, hv)
+    assert set(runs) == {"jax_grad", "jax_hvp"} and worst < bench.HVP_PEER_TOLERANCE
+    for run in runs.values():
+        run()
+    hv[0] += 1e-8 * np.abs(hv).max()
+    with pytest.raises(ConfigurationError, match="not comparable"):
+        bench.jax_hvp_runs(config, params, X, Y, v, hv)
 
 
 def test_cli_bench_float32_times_a_float32_network_against_the_float64_references(capsys):
