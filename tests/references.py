@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 DIGITS = 50
@@ -56,3 +57,23 @@ def generated_texts(source, tmp_path, seeds=("1", "7")):
         result = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, check=True)
         texts.append(open(result.stdout.strip(), encoding="utf-8").read())
     return texts
+
+
+def central_differences(loss, params, names=None):
+    """``{name: ∂loss/∂params[name]}`` by central differences of ``loss()``, a NumPy reference that reads the
+    arrays of the dict ``params`` (each entry moved by h = 10⁻⁶·max(1, |θ|) in place and put back); ``names``:
+    the entries to differentiate (all by default)."""
+    result = {}
+    for name in params if names is None else names:
+        value, numerical = params[name], np.zeros_like(params[name])
+        for cell in np.ndindex(value.shape):
+            saved = value[cell]
+            h = 1e-6 * max(1.0, abs(saved))
+            value[cell] = saved + h
+            up = loss()
+            value[cell] = saved - h
+            down = loss()
+            value[cell] = saved
+            numerical[cell] = (up - down) / (2 * h)
+        result[name] = numerical
+    return result

@@ -8,6 +8,7 @@ import pytest
 
 import symnet as sn
 from symnet.errors import ConfigurationError, ShapeError
+from tests.references import central_differences
 
 CLASSES = 3
 
@@ -74,17 +75,8 @@ def test_loss_and_gradient_match_numpy(compiled):
     np.testing.assert_allclose(net.predict(params, X), numpy_attention(
         X, *(reference[f"W{w}1"] for w in "qkvo"), heads, causal).reshape(4, -1) @ reference["W3"].T + reference["b3"],
         rtol=1e-12, atol=1e-12)
-    for name, value in reference.items():
-        numerical = np.zeros_like(value)
-        for cell in np.ndindex(value.shape):
-            saved = value[cell]
-            h = 1e-6 * max(1.0, abs(saved))
-            value[cell] = saved + h
-            up = numpy_loss(reference, X, Y, heads, causal)
-            value[cell] = saved - h
-            down = numpy_loss(reference, X, Y, heads, causal)
-            value[cell] = saved
-            numerical[cell] = (up - down) / (2 * h)
+    for name, numerical in central_differences(lambda: numpy_loss(reference, X, Y, heads, causal),
+                                               reference).items():
         np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
 
 

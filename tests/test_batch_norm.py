@@ -9,6 +9,7 @@ import pytest
 import symnet as sn
 from symnet.declare.layers import state_names, weight_names
 from symnet.errors import ConfigurationError, ShapeError
+from tests.references import central_differences
 
 EPS, MOMENTUM, LAMBDA, LR = 1e-3, 0.2, 0.01, 0.05
 
@@ -32,23 +33,6 @@ def numpy_loss(p, X, Y, training):
     shifted = o - o.max(axis=1, keepdims=True)
     loss = (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
     return loss + LAMBDA / 2 * ((p["W1"] ** 2).sum() + (p["W3"] ** 2).sum())
-
-
-def central_differences(p, X, Y, training, names):
-    result = {}
-    for name in names:
-        value, numerical = p[name], np.zeros_like(p[name])
-        for cell in np.ndindex(value.shape):
-            saved = value[cell]
-            h = 1e-6 * max(1.0, abs(saved))
-            value[cell] = saved + h
-            up = numpy_loss(p, X, Y, training)
-            value[cell] = saved - h
-            down = numpy_loss(p, X, Y, training)
-            value[cell] = saved
-            numerical[cell] = (up - down) / (2 * h)
-        result[name] = numerical
-    return result
 
 
 def data(seed, rows=6):
@@ -96,7 +80,8 @@ def test_loss_and_gradient_match_numpy(net, training):
     assert loss == pytest.approx(numpy_loss(reference, X, Y, training), rel=1e-12)
     assert net.loss(params, X, Y, noise_seed=noise_seed) == pytest.approx(loss, rel=1e-14)
     trainable = [name for name in reference if not name.startswith("running")]
-    for name, numerical in central_differences(reference, X, Y, training, trainable).items():
+    for name, numerical in central_differences(lambda: numpy_loss(reference, X, Y, training), reference,
+                                               trainable).items():
         np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
     assert not grads["running_mean2"].any() and not grads["running_var2"].any()   # state: not trained
 

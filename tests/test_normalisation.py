@@ -7,6 +7,7 @@ import pytest
 import symnet as sn
 from symnet.declare.layers import weight_names
 from symnet.errors import ConfigurationError
+from tests.references import central_differences
 
 
 def numpy_layer_norm(a, scale, shift, eps):
@@ -39,17 +40,7 @@ def test_layer_norm_forward_and_gradient_match_numpy():
     reference = {name: np.array(params[name]) for name in params}
     loss, grads = net.loss_and_grad(params, X, Y)
     assert loss == pytest.approx(numpy_loss(reference, X, Y, eps), rel=1e-12)
-    for name, value in reference.items():
-        numerical = np.zeros_like(value)
-        for cell in np.ndindex(value.shape):
-            saved = value[cell]
-            h = 1e-6 * max(1.0, abs(saved))
-            value[cell] = saved + h
-            up = numpy_loss(reference, X, Y, eps)
-            value[cell] = saved - h
-            down = numpy_loss(reference, X, Y, eps)
-            value[cell] = saved
-            numerical[cell] = (up - down) / (2 * h)
+    for name, numerical in central_differences(lambda: numpy_loss(reference, X, Y, eps), reference).items():
         np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
 
 

@@ -3,6 +3,7 @@ the max shift; max over pieces; dropout's mask) and its back-propagation (the VJ
 the winning piece, f' and the gradients of trainable activation parameters)."""
 
 import math
+from contextlib import contextmanager
 
 import sympy as sp
 
@@ -298,20 +299,27 @@ class LayerCode(Contractions):
             w(f"{self.p(read)} += {self.p(sp.IndexedBase(f'delta{number}', real=True)[out])}")
         return True
 
-    def _route(self, w, layer, number, prefix=""):
-        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere (``prefix`` + those names: the
-        R-images' with "r")."""
+    @contextmanager
+    def at_winners(self, w, layer, number):
+        """Loops over the cells of a max layer's output; inside, gives the indices (as text) of the cell of z over
+        the max's indices that won, its piece decoded."""
         over, out, extents = _max_indices(layer)
         piece = self.p(sp.IndexedBase(f"piece{number}", real=True)[out])
-        dz, delta = f"{prefix}dz{number}", f"{prefix}delta{number}"
-        w(f"# δ reaches only the winning entry: {dz}{list(layer.output_indices)} = {delta}{list(out)} "
-          f"[{', '.join(map(str, over))} = piece{number}]")
-        self.buffer(w, dz, ("batch", *layer.z_shape), zero=True)
         with w.loops(("n", "batch"), *zip(map(str, out[1:]), layer.output_shape)):
             if len(over) == 1:
                 chosen = [piece]
             else:
                 w(f"choice = {piece}")
                 chosen = self._decomposed("choice", extents)
-            cell = ", ".join([*map(str, out), *chosen])
+            yield ", ".join([*map(str, out), *chosen])
+
+    def _route(self, w, layer, number, prefix=""):
+        """dz[n, …, max indices] = δ[n, …] at the combination that won, 0 elsewhere (``prefix`` + those names: the
+        R-images' with "r")."""
+        over, out, _ = _max_indices(layer)
+        dz, delta = f"{prefix}dz{number}", f"{prefix}delta{number}"
+        w(f"# δ reaches only the winning entry: {dz}{list(layer.output_indices)} = {delta}{list(out)} "
+          f"[{', '.join(map(str, over))} = piece{number}]")
+        self.buffer(w, dz, ("batch", *layer.z_shape), zero=True)
+        with self.at_winners(w, layer, number) as cell:
             w(f"{dz}[{cell}] = {self.p(sp.IndexedBase(delta, real=True)[out])}")

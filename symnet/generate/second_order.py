@@ -125,18 +125,11 @@ class SecondOrderCode:
             self._r_assign(w, rz, f"rz{number}", out, allocate=True,
                            alias=None if number == 1 else f"ra{number - 1}")
             if layer.max_over:
-                over, kept = layer.max_over, tuple(index_ for index_ in out if index_ not in layer.max_over)
-                piece = self.p(_base(f"piece{number}")[kept])
+                kept = tuple(index_ for index_ in out if index_ not in layer.max_over)
                 w(f"# ra{number}{list(kept)} = rz{number} at the winner piece{number}")
                 self.buffer(w, f"ra{number}", self.shapes[f"ra{number}"])
-                extents = [layer.z_shape[out.index(index_) - 1] for index_ in over]
-                with w.loops(("n", "batch"), *zip(map(str, kept[1:]), layer.output_shape)):
-                    if len(over) == 1:
-                        chosen = [piece]
-                    else:
-                        w(f"choice = {piece}")
-                        chosen = self._decomposed("choice", extents)
-                    w(f"{self.p(_base(f'ra{number}')[kept])} = rz{number}[{', '.join([*map(str, kept), *chosen])}]")
+                with self.at_winners(w, layer, number) as cell:
+                    w(f"{self.p(_base(f'ra{number}')[kept])} = rz{number}[{cell}]")
             elif layer.activation.expr == layer.activation.variable:
                 w(f"ra{number} = rz{number}   # f is the identity")
             else:
