@@ -201,11 +201,6 @@ class Sequential:
         return max(layer.min_training_batch for layer in self.layers)
 
     @property
-    def state_count(self):
-        """How many entries of the flat vector are non-trainable state (BatchNorm's running statistics)."""
-        return sum(math.prod(shape) for layer in self.layers for _, shape in layer.state)
-
-    @property
     def parameter_count(self):
         """How many numbers the network learns (the trainable prefix of the flat parameter vector; non-trainable
         state such as BatchNorm's running statistics follows it)."""
@@ -490,7 +485,7 @@ class CompiledNetwork:
         # a second-order optimizer (Newton-CG) runs in Python around the compiled gradient and H·v: no step is
         # generated for it
         generated = None if getattr(optimizer, "second_order", False) else optimizer
-        if generated is not optimizer and model.state_count:
+        if generated is not optimizer and L.state_names(model.layers):
             raise ConfigurationError(f"{type(optimizer).__name__} does not update layer state (BatchNorm's running "
                                      "statistics); use a first-order optimizer with this model")
         self.signatures = signatures(model, generated)   # the generated functions' arguments, in order
@@ -500,7 +495,7 @@ class CompiledNetwork:
         self.module, self.path, self.written = modules.load(
             "network", self.digest, lambda: NetworkModule(model, generated, dtype, self.digest, parallel).text(),
             directory)
-        self._np_dtype, self._noisy, self._sealed = np.dtype(dtype), model.training_mode, set()
+        self._np_dtype, self._training_mode, self._sealed = np.dtype(dtype), model.training_mode, set()
         self._min_batch = model.min_training_batch
         self._sample_shape = model.input_shape if len(model.input_shape) > 1 else None   # images: read as rows
         self.optimizer_state = {}
@@ -698,17 +693,16 @@ class CompiledNetwork:
     def noise(self, noise_seed):
         """The generated functions' noise argument: ``()`` for a network without a training mode (Dropout,
         BatchNorm); else ``(seed,)``, −1 (outside training) for None."""
-        if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer))
-                                       or not 0 <= noise_seed < 2**31):
+        if noise_seed is None:
+            return (-1,) if self._training_mode else ()
+        if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) or not 0 <= noise_seed < 2**31:
             raise ConfigurationError(f"noise_seed must be an integer in [0, 2**31), got {quoted(noise_seed)}")
-        if not self._noisy:
-            return ()
-        return (-1,) if noise_seed is None else (int(noise_seed),)
+        return (int(noise_seed),) if self._training_mode else ()
 
     def loss(self, params, X, Y, noise_seed=None):
         """Mean loss over the batch (with the weight-decay term).  With ``noise_seed`` the network runs as in training:
         dropout masks drawn from it, BatchNorm's batch statistics; without, as outside training."""
-        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        noise = self.noise(noise_seed)
         return self._call(self.module.loss_value, self._packed(params).flat, (X, Y), noise)
 
     def loss_and_grad(self, params, X, Y, noise_seed=None, out=None):
@@ -716,7 +710,7 @@ class CompiledNetwork:
 
         ``out``: the grads of an earlier call (Parameters of this network not sharing memory with ``params``) to
         write this gradient into and return, so a loop of calls allocates nothing."""
-        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        noise = self.noise(noise_seed)
         packed = self._packed(params)
         if out is None:
             out = Parameters(np.empty(self.size, self._np_dtype), self.layout)   # every entry is written
@@ -778,7 +772,7 @@ class CompiledNetwork:
         count as having f'' = 0 at their kinks."""
         module, path = self._second_order_module()
         direction, as_parameters = self._direction(v)
-        noise = () if noise_seed is None and not self._noisy else self.noise(noise_seed)
+        noise = self.noise(noise_seed)
         result = np.empty(self.size, self._np_dtype)
         self._call(module.hessian_vector_product, self._packed(params).flat, (X, Y), (*noise, direction, result),
                    path=path)
@@ -847,7 +841,7 @@ class CompiledNetwork:
         if self._min_batch > 1 and hasattr(X, "__len__") and len(X) < self._min_batch:
             raise ShapeError(f"a training step of {self.model.describe()} takes at least {self._min_batch} samples "
                              f"(BatchNorm's running variance is unbiased: N − 1 divides it); got {len(X)}")
-        if noise_seed is None and self._noisy:
+        if noise_seed is None and self._training_mode:
             noise_seed = int(self._noise_seeds.integers(2**31))
         if "train_step" not in self.signatures:
             return self._second_order_step(params, X, Y, noise_seed)

@@ -352,7 +352,7 @@ class NewtonCG(Optimizer):
             along = float(d @ Ad)
             if along <= 0:                 # not a descent model along d: keep what we have (−g at the start)
                 if iteration == 0:
-                    return b, float(b @ b) * 0.0
+                    return b, along
                 break
             alpha = rr / along
             x += alpha * d

@@ -251,8 +251,12 @@ class NetworkModule(LossCode, OptimizerCode, SecondOrderCode):
         with w.block():
             w('raise ValueError("X or Y holds NaN or infinity")')
 
-    def _mode_sentence(self):
-        """What the noise seed does, for the docstrings of the functions that take it."""
+    def _mode_sentence(self, step=False):
+        """What the noise seed does, for the docstrings of the functions that take it (``step``: of the training
+        step, which always trains)."""
+        if step and self.model.has_evaluation_maps:
+            return " noise_seed seeds the dropout masks; the step trains with the batch's statistics whatever it is." \
+                if self.model.noisy else " noise_seed is not read: the step trains with the batch's statistics."
         if not self.model.has_evaluation_maps:
             return " With noise_seed ≥ 0 the dropout masks are drawn from it (training); −1 turns them off." \
                 if self.model.noisy else ""
@@ -288,7 +292,7 @@ class NetworkModule(LossCode, OptimizerCode, SecondOrderCode):
         if self.optimizer is not None:
             self.optimizer_functions(w)
             step_arguments = self.signatures["train_step"]
-            step_width = self.function(w, "_train_step", [*step_arguments, "scratch"], self.step_docstring() + noise,
+            step_width = self.function(w, "_train_step", [*step_arguments, "scratch"], self.step_docstring() + self._mode_sentence(step=True),
                                        with_loss=True, with_gradient=True, step=True)
             self.checked(w, "train_step", step_arguments, step_width)
             self.epoch(w, step_width)
