@@ -12,17 +12,20 @@ from functools import lru_cache
 
 import sympy as sp
 
-from symnet.declare.layers import NAMED_SIZES, VJP_INDICES, N, a, delta, n, q, r
+from symnet.declare.layers import NAMED_SIZES, VJP_INDICES, H, N, a, delta, n, q, r
 from symnet.indexed import contract, settle, tidy
 
 
 def vjp_targets(layer):
-    """``{base: (indices, symbolic extents)}``: where each VJP is taken, for the input ``a`` and every forward-map
-    parameter (indices the forward map does not use; the input's start with r, q as Dense's δ_prev[r, q])."""
+    """``{base: (indices, symbolic extents)}``: where each VJP is taken, for the input ``a``, every forward-map
+    parameter and, for a recurrent layer, its own output ``H`` (indices the forward map does not use; the input's
+    start with r, q as Dense's δ_prev[r, q])."""
     used = {symbol for e in layer.forward_map.atoms(sp.Indexed) for symbol in e.free_symbols}
     free = [index_ for index_ in VJP_INDICES if index_ not in used]
     first = [index_ for index_ in (r, q) if index_ in free]
     targets = {a: ((*first, *[f for f in free if f not in first]), (N, *layer.input_extents))}
+    if layer.step_index is not None:      # a recurrent map's own output: its VJP carries δ back one step
+        targets[H] = (targets[a][0], (N, *(layer.extents[index_] for index_ in layer.output_indices[1:])))
     for base, shape in layer.parameter_shapes.items():
         targets[base] = (tuple(free), tuple(NAMED_SIZES.get(extent, extent) for extent in shape))
     return {base: (indices[:len(extents)], extents) for base, (indices, extents) in targets.items()}

@@ -11,11 +11,11 @@ input ``a[n, j]`` and ``parameter_shapes``; its backward pass is derived::
         parameter_shapes = {W: ("out", "in"), b: ("out",)}
 """
 
-from symnet.declare.layers import (I_SIZE, J_SIZE, K_SIZE, MOMENTUM, T_SIZE, N, AvgPool2D, BatchNorm, Conv2D, Dense,
-                                   Dropout, Flatten, Layer, LayerNorm, Maxout, MaxPool2D, SelfAttention, Softmax, a,
-                                   causal_mask, delta, f, h, i, j, k, n, p, padded, q, r)
+from symnet.declare.layers import (I_SIZE, J_SIZE, K_SIZE, MOMENTUM, RNN, T_SIZE, AvgPool2D, BatchNorm, Conv2D, Dense,
+                                   Dropout, Flatten, H, Layer, LayerNorm, Maxout, MaxPool2D, N, SelfAttention, Softmax, a,
+                                   causal_mask, delta, f, h, i, j, k, n, p, padded, q, r, t)
 from symnet.indexed import InRange, index
 
 __all__ = ["Layer", "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "LayerNorm", "BatchNorm", "Dropout", "Maxout",
-           "Softmax", "SelfAttention", "a", "delta", "n", "i", "j", "k", "p", "q", "r", "f", "h", "N", "MOMENTUM", "I_SIZE",
+           "Softmax", "SelfAttention", "RNN", "a", "H", "t", "delta", "n", "i", "j", "k", "p", "q", "r", "f", "h", "N", "MOMENTUM", "I_SIZE",
            "J_SIZE", "K_SIZE", "T_SIZE", "index", "InRange", "padded", "causal_mask"]

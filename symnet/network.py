@@ -88,6 +88,20 @@ def copy_back(packed, params):
             params[name][...] = packed[name]
 
 
+def _check_second_order(model):
+    """Refuse a model whose Hessian-vector product the second-order module cannot generate yet."""
+    learned = [f"layer {number}'s {layer.activation.name}" for number, layer in enumerate(model.layers, 1)
+               if layer.activation.parameters]
+    if learned:
+        raise ConfigurationError(f"Hessian-vector products of activations with trainable parameters "
+                                 f"({', '.join(learned)}) are not supported yet")
+    recurrent = [f"layer {number} ({layer!r})" for number, layer in enumerate(model.layers, 1)
+                 if layer.step_index is not None]
+    if recurrent:
+        raise ConfigurationError(f"Hessian-vector products through recurrent layers ({', '.join(recurrent)}) are not "
+                                 "supported yet; use a first-order optimizer")
+
+
 class Sequential:
     """Layers applied in order, then a loss averaged over the batch (plus ½λ Σ‖W‖_F² with ``weight_decay=λ``).
 
@@ -146,6 +160,9 @@ class Sequential:
         if len(shape) != 1:
             raise ConfigurationError(f"the last layer ({self.layers[-1]!r}) gives outputs of shape {_shape(shape)}; "
                                      "the loss takes vectors: end with sn.Flatten() and a Dense layer")
+        if self.layers[-1].step_index is not None:   # the loss's δ would skip the steps' f' and recurrence
+            raise ConfigurationError(f"the last layer ({self.layers[-1]!r}) is recurrent; end with a read-out layer "
+                                     f"such as sn.Dense({shape[0]}, n_outputs)")
         self.input_shape = self.layers[0].input_shape
 
     def __repr__(self):
@@ -356,13 +373,16 @@ class Sequential:
         return "\n".join(lines)
 
     def _latex_names(self, layer, number):
-        """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, output and δ."""
+        """{declared symbol: generated name} for layer ``number``: its input, parameters, noise, δ and a recurrent
+        layer's own output H (its steps h)."""
         names = {L.a: sp.IndexedBase("X" if number == 1 else f"a{number - 1}", real=True),
                  L.delta: self._latex_delta(number)}
         names.update({base: sp.IndexedBase(f"{base}{number}", real=True)
                       for base, _ in (*layer.parameters, *layer.state)})
         if layer.noise is not None:
             names[layer.noise] = sp.IndexedBase(f"{layer.noise}{number}", real=True)
+        if layer.step_index is not None:
+            names[L.H] = sp.IndexedBase(f"h{number}", real=True)
         return names
 
     @staticmethod
@@ -379,7 +399,8 @@ class Sequential:
 
     def _latex_forward(self, layer, number):
         names = self._latex_names(layer, number)
-        indices = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over)
+        indices = tuple(index_ for index_ in layer.output_indices if index_ not in layer.max_over
+                        and not (layer.last_step_only and index_ == layer.step_index))
         output = sp.IndexedBase(f"a{number}", real=True)[indices]
         declared = latex(layer.sized_map().xreplace(names))
         z = sp.IndexedBase(f"z{number}", real=True)
@@ -400,8 +421,16 @@ class Sequential:
             lines.append(rf"{latex(output)} = \max_{{{', '.join(map(str, layer.max_over))}}} "
                          rf"{latex(z[layer.output_indices])}")
             return lines
-        f, at = self._latex_activation(layer, number, indices)
-        lines.append(rf"{latex(output)} = {latex(f.expr.xreplace(at))}")
+        f, at = self._latex_activation(layer, number, layer.output_indices)
+        if layer.step_index is None:
+            lines.append(rf"{latex(output)} = {latex(f.expr.xreplace(at))}")
+            return lines
+        steps = names[L.H]
+        lines.append(rf"{latex(steps[layer.output_indices])} = {latex(f.expr.xreplace(at))}, \quad "
+                     rf"{latex(steps[layer.output_indices].xreplace({layer.step_index: -1}))} = 0")
+        last = sp.Integer(layer.z_shape[layer.output_indices.index(layer.step_index) - 1] - 1)
+        lines.append(rf"{latex(output)} = " + latex(steps[layer.output_indices].xreplace({layer.step_index: last})
+                                                    if layer.last_step_only else steps[indices]))
         return lines
 
     def _latex_fprime(self, number, indices):
@@ -412,7 +441,7 @@ class Sequential:
         layer = self.layers[number - 1]
         f, at = self._latex_activation(layer, number, indices)
         if kind == "output":
-            at[A_SCALAR] = sp.IndexedBase(f"a{number}", real=True)[indices]
+            at[A_SCALAR] = sp.IndexedBase(f"{'a' if layer.step_index is None else 'h'}{number}", real=True)[indices]
         return rf" \cdot \left({latex(form.xreplace(at))}\right)"
 
     def _latex_backward(self, layer, number):
@@ -428,6 +457,16 @@ class Sequential:
                          rf"\left[{chosen} = \operatorname{{argmax}}_{{{over}}} {winner}\right]")
             names[L.delta] = routed
         vjps = backprop.vjps(layer)
+        if layer.step_index is not None:                          # back-propagation through time
+            indices, expr = vjps[L.H]
+            step = indices[layer.output_indices.index(layer.step_index)]
+            kept = tuple(index_ for index_ in indices if index_ != step)
+            above = self._latex_upstream(number)
+            last = sp.Integer(layer.z_shape[layer.output_indices.index(layer.step_index) - 1] - 1)
+            upstream = (rf"{latex(above[kept])} \left[{latex(step)} = {latex(last)}\right]" if layer.last_step_only
+                        else latex(above[indices]))
+            lines.append(rf"{latex(names[L.delta][indices])} = \left({upstream} + {latex(expr.xreplace(names))}\right)"
+                         + self._latex_fprime(number, indices))
         for base, shape in layer.parameter_shapes.items():
             indices, expr = vjps[base]
             parameter = names[base][indices]
@@ -444,12 +483,20 @@ class Sequential:
             upstream = rf"\frac{{\partial L}}{{\partial {latex(sp.IndexedBase(f'a{number}', real=True)[out])}}}"
             lines.append(rf"\frac{{\partial L}}{{\partial {latex(parameter)}}} = \sum_{{{', '.join(map(str, summed))}}} "
                          rf"{upstream} \left({latex(f.parameter_derivatives[symbol].xreplace(at))}\right)")
-        if number > 1:
+        if number > 1 and self.layers[number - 2].step_index is not None:   # ∂L/∂a below: it goes through time
+            indices, expr = vjps[L.a]
+            lines.append(rf"{latex(self._latex_upstream(number - 1)[indices])} = {latex(expr.xreplace(names))}")
+        elif number > 1:
             indices, expr = vjps[L.a]
             below, fprime = self._latex_delta(number - 1)[indices], self._latex_fprime(number - 1, indices)
             vjp = latex(expr.xreplace(names))
             lines.append(rf"{latex(below)} = " + (rf"\left({vjp}\right){fprime}" if fprime else vjp))
         return lines
+
+    @staticmethod
+    def _latex_upstream(number):
+        """∂L/∂a of layer ``number`` (a recurrent layer's, before it goes through time)."""
+        return sp.IndexedBase(rf"\bar{{a}}_{{{number}}}", real=True)
 
     def compile(self, optimizer=None, dtype="float64", directory=None, parallel=False):
         """Generate (or reuse) this model's module and return a :class:`CompiledNetwork`.
@@ -488,6 +535,8 @@ class CompiledNetwork:
         if generated is not optimizer and L.state_names(model.layers):
             raise ConfigurationError(f"{type(optimizer).__name__} does not update layer state (BatchNorm's running "
                                      "statistics); use a first-order optimizer with this model")
+        if generated is not optimizer:
+            _check_second_order(model)
         self.signatures = signatures(model, generated)   # the generated functions' arguments, in order
         self.size = self.layout[-1][2] if self.layout else 0
         self.digest = modules.content_hash("network", model.definition(),
@@ -731,11 +780,7 @@ class CompiledNetwork:
         """The module of ``hessian_vector_product`` (``hessian_<hash>.py``), written and loaded on first use: its
         derivation (the R-images of every map and VJP) is not paid by networks that never ask for it."""
         if self._second_order is None:
-            learned = [f"layer {number}'s {layer.activation.name}" for number, layer in enumerate(self.model.layers, 1)
-                       if layer.activation.parameters]
-            if learned:
-                raise ConfigurationError(f"Hessian-vector products of activations with trainable parameters "
-                                         f"({', '.join(learned)}) are not supported yet")
+            _check_second_order(self.model)
             digest = modules.content_hash("hessian", self.model.definition(), self.dtype)
             module, path, _ = modules.load(
                 "hessian", digest,

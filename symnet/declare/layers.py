@@ -48,6 +48,7 @@ P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", 
 EPS = sp.Symbol("epsilon", positive=True)   # a normalisation's ε
 MOMENTUM = sp.Symbol("momentum", nonnegative=True)   # how far a running statistic moves toward the batch's per step
 UNIFORM = sp.Symbol("uniform", real=True)    # a draw from [0, 1), one per entry of a layer's noise (not an index name)
+H = sp.IndexedBase("H", real=True)   # a recurrent layer's own output, which its map reads at earlier steps (RNN)
 RANGES = {i: I_SIZE, k: K_SIZE}
 """The extent of each output index of a forward map (a layer's ``extents``)."""
 NAMED_SIZES = {"out": I_SIZE, "in": J_SIZE, "pieces": K_SIZE}
@@ -57,6 +58,30 @@ delta = sp.IndexedBase("delta", real=True)            # ∂L/∂z, the upstream 
 VJP_INDICES = tuple(index(name) for name in "pqrtgh")
 """The indices a VJP is taken at (the input's start with r, so its sample index does not clash with n), skipping
 those the forward map uses.  Never a float local of the generated code (z, m, e, …): they name its loops."""
+
+
+def recurrence(layer):
+    """The output index along which ``layer``'s map reads its own output :data:`H` at earlier steps (an RNN's t:
+    ``H[n, t − 1, k]``), or None for a map that does not read it.  The generated code then runs the steps in order
+    (the map at step t needs H up to t − 1) and back-propagates through them in reverse."""
+    reads = [e for e in layer.forward_map.atoms(sp.Indexed) if e.base == H]
+    if not reads:
+        return None
+    steps = set()
+    for read in reads:
+        shifted = [(index_, position) for index_, position in zip(layer.output_indices, read.indices)
+                   if index_ in layer.extents and position != index_ and position.has(index_)]
+        if len(read.indices) != len(layer.output_indices) or len(shifted) != 1 or read.indices[0] != n:
+            steps.add(None)
+            continue
+        index_, position = shifted[0]
+        lag = index_ - position
+        steps.add(index_ if lag.is_Integer and lag >= 1 else None)
+    if len(steps) != 1 or None in steps:
+        raise ConfigurationError(f"{layer.kind}: a recurrent map reads its own output H at earlier steps of one of "
+                                 f"its output indices (H[n, t − 1, k]), sample n first; got "
+                                 f"{', '.join(sorted(map(str, reads)))}")
+    return steps.pop()
 
 
 def padded(base, indices, extents):
@@ -125,6 +150,8 @@ class Layer:
     state_shapes = {}         # {base: shape} of non-trainable state the layer keeps (running statistics)
     state_updates = {}        # {base: its value after a training step}, in the old value and the step's batch
     min_training_batch = 1    # the fewest samples a training step takes (BatchNorm's unbiased variance: 2)
+    step_index = None         # the index a recurrent map steps along (:func:`recurrence`; set from the map)
+    last_step_only = False    # a recurrent layer that outputs only its last step (RNN without return_sequences)
 
     def __init__(self, n_in, n_out, activation=None, init=None):
         self.n_in = _positive_int(n_in, "n_in", type(self).__name__)
@@ -144,6 +171,7 @@ class Layer:
                                      f"of the generated code; name indices with letters that are not {avoid}, not "
                                      "ending in a digit and not starting with grad_ or theta_")
         self.activation = activations.get(activation)
+        self.step_index = recurrence(self)
         if init is not None and init not in INITIALISERS:
             raise ConfigurationError(f"{type(self).__name__}: unknown initialisation {quoted(init)}; known: "
                                      f"{', '.join(INITIALISERS)} (or None for the activation's default)")
@@ -187,9 +215,10 @@ class Layer:
 
     @property
     def output_shape(self):
-        """The per-sample shape of the layer's output (without the indices it takes the max over)."""
+        """The per-sample shape of the layer's output (without the indices it takes the max over, nor the step index
+        of a recurrent layer that outputs its last step only)."""
         return tuple(self._extent(self.extents[index_]) for index_ in self.output_indices[1:]
-                     if index_ not in self.max_over)
+                     if index_ not in self.max_over and not (self.last_step_only and index_ == self.step_index))
 
     def shaped(self, shape):
         """True when this layer takes inputs of per-sample ``shape``; a layer sized by its input takes it then."""
@@ -710,3 +739,69 @@ class SelfAttention(Layer):
 
     def fans(self):
         return self.d_model, self.d_model
+
+
+class RNN(Layer):
+    """Elman recurrent layer on sequences (time, features):
+
+    ``z[n,t,i] = Σ_j W[i,j] a[n,t,j] + Σ_k U[i,k] H[n,t−1,k] + b[i]``, ``H[n,t,i] = f(z[n,t,i])``, ``H[n,−1,·] = 0``,
+
+    where H is the layer's own output.  The output is ``H[n, T−1, ·]`` (the last state), or the whole sequence
+    ``H[n, ·, ·]`` with ``return_sequences``.  W is (hidden, input), U (hidden, hidden), both initialised by the scheme
+    and decayed; b starts at 0.  Back-propagation through time is derived from the map like any other backward
+    pass: the VJP with respect to H carries δ from step t + 1 to step t."""
+
+    W, U, b = (sp.IndexedBase(name, real=True) for name in "WUb")
+    forward_map = (sp.Sum(W[i, j] * a[n, t, j], (j, 0, J_SIZE - 1))
+                   + sp.Sum(U[i, k] * padded(H, (n, t - 1, k), (T_SIZE, I_SIZE)), (k, 0, I_SIZE - 1)) + b[i])
+    parameter_shapes = {W: ("out", "in"), U: ("out", "out"), b: ("out",)}
+    output_indices = (n, t, i)
+    extents = {t: T_SIZE, i: I_SIZE}
+    input_extents = (T_SIZE, J_SIZE)
+
+    def __init__(self, input_size, hidden_size, activation="tanh", return_sequences=False, init=None):
+        self.input_size = _positive_int(input_size, "input_size", "RNN")
+        self.hidden_size = _positive_int(hidden_size, "hidden_size", "RNN")
+        if not isinstance(return_sequences, bool):
+            raise ConfigurationError(f"RNN: return_sequences must be True or False, got {return_sequences!r}")
+        self.last_step_only, self.length = not return_sequences, None
+        self._configure(activation, init)
+        if self.activation.parameters:
+            raise ConfigurationError(f"RNN: activations with trainable parameters ({self.activation.name}) are not "
+                                     "supported in a recurrent layer yet; choose one without (tanh, relu, …)")
+
+    def __repr__(self):
+        options = (f", activation={self.activation.name!r}" if self.activation.name != "tanh" else "") + (
+            "" if self.last_step_only else ", return_sequences=True")
+        return f"RNN({self.input_size}, {self.hidden_size}{options})"
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 2 or shape[1] != self.input_size:
+            raise ConfigurationError(f"{self!r} takes sequences of shape (time, {self.input_size}) (input_shape=(T, "
+                                     f"{self.input_size})), got {_shape_text(shape)}")
+        self.length = shape[0]
+        return True
+
+    def sizes(self):
+        if self.length is None:
+            raise ConfigurationError(f"{self!r} does not know its sequences' length: give the model "
+                                     f"input_shape=(T, {self.input_size})")
+        return {I_SIZE: self.hidden_size, J_SIZE: self.input_size, "out": self.hidden_size, "in": self.input_size,
+                T_SIZE: self.length}
+
+    @property
+    def input_shape(self):
+        return None if self.length is None else (self.length, self.input_size)
+
+    @property
+    def n_in(self):
+        return None if self.length is None else self.length * self.input_size
+
+    @property
+    def n_out(self):
+        return self.hidden_size if self.last_step_only else None if self.length is None else (
+            self.length * self.hidden_size)
+
+    def fans(self):
+        return self.input_size, self.hidden_size

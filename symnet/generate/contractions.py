@@ -312,7 +312,7 @@ class Contractions:
                 return shape[factor.indices.index(index)]
         raise ValueError(f"index {index} has no size")
 
-    def _loops(self, w, term_list, target, target_indices, accumulate=False):
+    def _loops(self, w, term_list, target, target_indices, accumulate=False, bound=()):
         """Explicit loops: target[idx] (+)= Σ_summed Σ_terms coefficient * rest * Π factors, where the guards hold.
 
         A single term summed over several indices keeps one partial sum per value of the innermost (``lanes``,
@@ -323,9 +323,12 @@ class Contractions:
         A guard on a summed index bounds that index's loop (:meth:`_bounded`), so a convolution's loops never
         visit the padding; a guard on the target's indices only is an ``if``.  A single sum over the batch index
         (∂L/∂b = Σ_n δ[n, p]) puts the batch loop outside, so rows are read in memory order
-        (docs/performance.md); each cell still adds in batch order from 0: the same bits."""
+        (docs/performance.md); each cell still adds in batch order from 0: the same bits.
+
+        ``bound``: target indices a loop around this code sets (a recurrent layer's step), not looped here."""
         cell = self.p(sp.IndexedBase(target, real=True)[target_indices])
-        ranges = list(zip(target_indices, self._extents(target, target_indices)))
+        extents = dict(zip(target_indices, self._extents(target, target_indices)))
+        ranges = [(index_, extent) for index_, extent in extents.items() if index_ not in bound]
         if (not accumulate and len(term_list) == 1 and len(term_list[0].summed) == 1 and not term_list[0].guards
                 and self._size(term_list[0].summed[0], term_list[0].factors) == "batch"):
             t = term_list[0]
@@ -352,7 +355,7 @@ class Contractions:
                 with w.loops(("lane", extent)):
                     w(f"{lanes}[0, lane] = {self.p(sp.Float(0))}")
             for t in term_list:
-                known = {index_: (0, extent - 1) for index_, extent in ranges if extent != "batch"}
+                known = {index_: (0, extent - 1) for index_, extent in extents.items() if extent != "batch"}
                 conditions, bounds = [], {index_: [] for index_ in t.summed}
                 for guard in t.guards:
                     inner = [index_ for index_ in t.summed if guard.args[0].has(index_)]

@@ -51,6 +51,9 @@ class LayerCode(Contractions):
             if sized == L.a[out] and f.expr == f.variable:
                 w(f"a{number} = z{number} = {previous}   # the map is its input: the same memory")
                 continue
+            if layer.step_index is not None:
+                self._steps(w, layer, number, mapped, store_fprime)
+                continue
             summed = [t for t in terms(mapped) if t.summed]
             elementwise = [t for t in terms(mapped) if not t.summed]
             evaluated = _nonlinear(summed + elementwise)
@@ -85,20 +88,94 @@ class LayerCode(Contractions):
                             for call in self.model.activation_value(number - 1).atoms(sp.Function))
             parallel = self.parallel and expensive and layer.n_out >= PARALLEL_MIN_WIDTH
             loops = [("n", "batch"), *zip(map(str, out[1:]), layer.z_shape)]
+            with w.loops(*loops, parallel=parallel):
+                self._activate(w, layer, number, elementwise, keep_z, store_fprime, f"a{number}")
 
-            def cell(name):
-                return self.p(sp.IndexedBase(name, real=True)[out])
+    def _steps(self, w, layer, number, mapped, store_fprime):
+        """A recurrent layer's map along its step index t: the terms that do not read its own output H for every step
+        at once (W·x_t: one contraction), then step by step in order the terms that read H at earlier steps
+        (U·H_{t−1}) and the activation H_t = f(z_t), written over z_t unless z is kept (step t + 1 reads only H)."""
+        step, out, f = layer.step_index, layer.output_indices, layer.activation
+        hidden, z = f"h{number}", f"z{number}"
+        parts = terms(mapped)
+        recurrent = [t for t in parts if any(factor.base.name == hidden for factor in t.factors)]
+        summed = [t for t in parts if t.summed and t not in recurrent]
+        elementwise = [t for t in parts if not t.summed and t not in recurrent]
+        if summed:
+            self.contraction(w, summed, z, out, allocate=True)
+        else:
+            self.buffer(w, z, self.shapes[z], zero=True)
+        identity = f.expr == f.variable
+        keep_z = identity or self.keep_z
+        if keep_z and not identity:
+            self.buffer(w, hidden, self.shapes[hidden])
+        else:
+            w(f"{hidden} = {z}" + ("" if identity else f"   # H = f(z) is written over z (step {step} + 1 reads H)"))
+        if store_fprime and self.model.fprime_form(number - 1)[0] == "input":
+            self.buffer(w, f"fprime{number}", self.shapes[f"fprime{number}"])
+        if layer.last_step_only:
+            self.buffer(w, f"a{number}", self.shapes[f"a{number}"])
+        else:
+            w(f"a{number} = {hidden}   # the output is every step's H")
+        extents = dict(zip(out, self.shapes[z]))
+        w(f"for {step} in range({extents[step]}):   # in order: step {step} reads {hidden} at the steps before it")
+        with w.block():
+            self._loops(w, recurrent, z, out, accumulate=True, bound=(step,))
+            with w.loops(*((str(index_), extent) for index_, extent in extents.items() if index_ != step)):
+                self._activate(w, layer, number, elementwise, keep_z, store_fprime, hidden)
+        if layer.last_step_only:
+            kept = tuple(index_ for index_ in out if index_ != step)
+            last = sp.IndexedBase(hidden, real=True)[out].xreplace({step: extents[step] - 1})
+            w(f"# a{number}{list(kept)} = {hidden} at the last step")
+            with w.loops(*((str(index_), extents[index_]) for index_ in kept)):
+                w(f"{self.p(sp.IndexedBase(f'a{number}', real=True)[kept])} = {self.p(last)}")
 
-            with w.loops(*loops, parallel=parallel), self.innermost(layer.z_shape[-1]):
-                bias = sum((t.summand for t in elementwise), sp.Integer(0))
-                w(f"z = {cell(f'z{number}')} + {self.p(bias)}")
-                if keep_z:
-                    w(f"{cell(f'z{number}')} = z")
-                at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
-                if not identity:
-                    w(f"{cell(f'a{number}')} = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
-                if store_fprime and fprime[0] == "input":
-                    w(f"{cell(f'fprime{number}')} = {self.p(fprime[1].xreplace(at_z))}")
+    def _through_time(self, w, layer, number, vjp, names):
+        """Back-propagation through time into dz = ∂L/∂z of a recurrent layer, from its last step down (step t needs
+        dz at the steps after it): dz[n, t, …] = (δ from above at t + the VJP of the map's reads of H, which carries
+        dz from the later steps) · f'(z[n, t, …]).  δ from above is delta<number> (the last step's only, for a layer
+        that outputs its last step)."""
+        indices, expr = vjp
+        step = indices[layer.output_indices.index(layer.step_index)]
+        dz, upstream = f"dz{number}", f"delta{number}"
+        extents = dict(zip(indices, self.shapes[dz]))
+        kept = tuple(index_ for index_ in indices if index_ != step)
+        if layer.last_step_only:
+            w(f"# {dz}{list(indices)} = {upstream}{list(kept)} at the last step, 0 before it; then through time")
+            self.buffer(w, dz, self.shapes[dz], zero=True)
+            last = sp.IndexedBase(dz, real=True)[indices].xreplace({step: extents[step] - 1})
+            with w.loops(*((str(index_), extents[index_]) for index_ in kept)):
+                w(f"{self.p(last)} = {self.p(sp.IndexedBase(upstream, real=True)[kept])}")
+        else:
+            w(f"{dz} = {upstream}   # the same memory: δ from above becomes dz step by step")
+        factor = self._fprime_factor(self.model.fprime_form(number - 1), number, *map(str, indices))
+        w(f"# {dz}{list(indices)} = ({dz}{list(indices)} + {expr}){f' · {factor}' if factor else ''}")
+        w(f"for {step} in range({extents[step] - 1}, -1, -1):")
+        with w.block():
+            self._loops(w, terms(_arrays(expr, {**names, L.delta: dz})), dz, indices, accumulate=True, bound=(step,))
+            if factor:
+                with w.loops(*((str(index_), extents[index_]) for index_ in kept)):
+                    w(f"{self.p(sp.IndexedBase(dz, real=True)[indices])} *= {factor}")
+
+    def _activate(self, w, layer, number, elementwise, keep_z, store_fprime, output):
+        """Inside the loops over the cells of z (one step's for a recurrent layer): ``output`` = f(z + the
+        elementwise terms), z kept with ``keep_z``, f'(z) into fprime when it is read from the input."""
+        out, f = layer.output_indices, layer.activation
+        fprime = self.model.fprime_form(number - 1)
+
+        def cell(name):
+            return self.p(sp.IndexedBase(name, real=True)[out])
+
+        with self.innermost(layer.z_shape[-1]):
+            bias = sum((t.summand for t in elementwise), sp.Integer(0))
+            w(f"z = {cell(f'z{number}')} + {self.p(bias)}")
+            if keep_z:
+                w(f"{cell(f'z{number}')} = z")
+            at_z = {f.variable: Z, **self._activation_parameters(layer, number, L.i)}
+            if f.expr != f.variable:
+                w(f"{cell(output)} = {self.p(self.model.activation_value(number - 1).xreplace(at_z))}")
+            if store_fprime and fprime[0] == "input":
+                w(f"{cell(f'fprime{number}')} = {self.p(fprime[1].xreplace(at_z))}")
 
     def _max(self, w, layer, number, stored, elementwise):
         """a[n, …] = max over the layer's max indices of z[n, …] (the stored contraction, if ``stored``, plus the
@@ -141,24 +218,28 @@ class LayerCode(Contractions):
             texts.append(text if axis == 0 else f"{text} % {extent}" if stride > 1 else f"{flat} % {extent}")
         return texts
 
-    def _fprime_factor(self, fprime, number, row, column):
-        """Printed f'(z) of layer ``number`` at cell [row, column], or None when f' = 1."""
+    def _fprime_factor(self, fprime, number, *indices):
+        """Printed f'(z) of layer ``number`` at the cell [indices] (names; a recurrent layer's over every step, read
+        from its sequence h), or None when f' = 1."""
         kind, expr = fprime
         if kind == "one":
             return None
+        cell = tuple(map(sp.Symbol, indices))
         if kind == "input":
-            return f"fprime{number}[{row}, {column}]"
-        output = sp.IndexedBase(f"a{number}", real=True)[sp.Symbol(row), sp.Symbol(column)]
+            return self.p(sp.IndexedBase(f"fprime{number}", real=True)[cell])
         layer = self.model.layers[number - 1]
-        at = {A_SCALAR: output, **self._activation_parameters(layer, number, sp.Symbol(column))}
+        output = sp.IndexedBase(f"{'h' if layer.step_index is not None else 'a'}{number}", real=True)[cell]
+        at = {A_SCALAR: output, **self._activation_parameters(layer, number, cell[-1])}
         return f"({self.p(expr.xreplace(at))})"
 
     @staticmethod
     def _parameter_names(layer, number):
-        """{base: generated array name} for the layer's parameters, state and noise."""
+        """{base: generated array name} for the layer's parameters, state, noise and (recurrent) own output H."""
         names = {base: f"{base}{number}" for base, _ in (*layer.parameters, *layer.state)}
         if layer.noise is not None:
             names[layer.noise] = f"{layer.noise}{number}"
+        if layer.step_index is not None:
+            names[L.H] = f"h{number}"
         return names
 
     def _draw_noise(self, w, layer, number, training):
@@ -234,12 +315,15 @@ class LayerCode(Contractions):
             previous = "X" if number == 1 else f"a{number - 1}"
             names = {L.a: previous, L.delta: f"delta{number}", **self._parameter_names(layer, number)}
             scattered = False
+            vjps = backprop.vjps(layer, evaluation=training is False)
             if layer.max_over:
                 scattered = self._scatter_route(w, layer, number)
                 if not scattered:
                     self._route(w, layer, number)
                 names[L.delta] = f"dz{number}"
-            vjps = backprop.vjps(layer, evaluation=training is False)
+            if layer.step_index is not None:
+                self._through_time(w, layer, number, vjps[L.H], names)
+                names[L.delta] = f"dz{number}"
             for base in layer.parameter_shapes:
                 indices, expr = vjps[base]
                 w(f"# grad_{base}{number}{list(indices)} = {expr}")
@@ -248,7 +332,9 @@ class LayerCode(Contractions):
                 indices, expr = vjps[L.a]
                 target = f"delta{number - 1}"
                 fprime = model.fprime_form(number - 2)
-                w(f"# {target}{list(indices)} = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}")
+                w(f"# {target}{list(indices)} = ({expr}) ⊙ f'(z{number - 1}), f' = {fprime[1]}"
+                  if model.layers[number - 2].step_index is None else
+                  f"# {target}{list(indices)} = {expr}: ∂L/∂a{number - 1}, which layer {number - 1} takes through time")
                 if scattered:
                     w(f"# ({target} written above, δ at each winner)")
                 elif expr == L.delta[indices]:
@@ -260,7 +346,7 @@ class LayerCode(Contractions):
                     w(f"# ∂L/∂γ = Σ ∂L/∂a{number - 1} ⊙ ∂f/∂γ for the trainable activation parameters γ of layer "
                       f"{number - 1}")
                     self._zero_activation_gradients(w, number - 1)
-                if fprime[0] != "one":
+                if fprime[0] != "one" and model.layers[number - 2].step_index is None:   # a recurrent one: its own
                     with w.loops(("n", "batch"), ("j", layer.n_in)), self.innermost(layer.n_in):
                         factor = self._fprime_factor(fprime, number - 1, 'n', 'j')
                         if learned:

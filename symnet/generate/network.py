@@ -95,6 +95,9 @@ class NetworkModule(LossCode, OptimizerCode, SecondOrderCode):
                 for prefix in ("z", "dz", "rz", "rdz"):
                     self.shapes[f"{prefix}{number}"] = ("batch", *layer.z_shape)
                 self.shapes[f"piece{number}"] = ("batch", *layer.output_shape)   # int64: the winner of each max
+            if layer.step_index is not None:   # every step's z, H, f' and dz, whatever the layer outputs
+                for prefix in ("z", "h", "fprime", "dz"):
+                    self.shapes[f"{prefix}{number}"] = ("batch", *layer.z_shape)
         pieces = {f"{prefix}{number}" for number, layer in enumerate(model.layers, start=1)
                   if layer.max_over for prefix in ("z", "dz", "rz", "rdz")}   # over the max's indices: views of the shape
         self.printer.flat_rows = {name: shape[1:] for name, shape in self.shapes.items()
