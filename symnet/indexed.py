@@ -61,8 +61,26 @@ class MaxOver(ExprWithIntLimits):
         indices = ", ".join(printer._print(limit[0]) for limit in self.limits)
         return rf"\max_{{{indices}}} {printer._print(self.function)}"
 
+    def doit(self, **hints):
+        """``Max`` of the terms when the limits are numbers (a form evaluated at a point, as ``Sum.doit`` adds its
+        terms), else itself."""
+        if not all(end.is_Integer for _, *ends in self.limits for end in ends):
+            return self
+        terms = [self.function]
+        for bound, low, high in self.limits:
+            terms = [term.xreplace({bound: value}) for term in terms for value in range(low, high + 1)]
+        return sp.Max(*terms).doit(**hints)
+
 
 REDUCTIONS = (sp.Sum, MaxOver)
+
+
+def held_constant(derive, expr):
+    """``derive(expr)`` (a derivative of ``expr``) with each :class:`MaxOver` in it held constant, a symbol in its
+    place while derived: for a shift the value of ``expr`` does not depend on, such as the m of a log-sum-exp
+    m + log Σ_k e^(o_k − m), m = max_k o_k (its terms in the derivative would cancel)."""
+    held = {shift: sp.Dummy("m", real=True) for shift in expr.atoms(MaxOver)}
+    return derive(expr.xreplace(held)).xreplace({symbol: shift for shift, symbol in held.items()})
 
 
 def shift_exponentials(expr):

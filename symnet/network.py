@@ -23,7 +23,7 @@ from symnet.declare.parse import exact_number
 from symnet.errors import ConfigurationError, NonFiniteError, ShapeError, quoted
 from symnet.generate import modules
 from symnet.generate.network import A_SCALAR, NetworkModule, signatures
-from symnet.generate.second_order import activation_derivatives
+from symnet.generate.second_order import activation_derivatives, gradient_jvp
 from symnet.generate.printer import check_dtype
 from symnet import backprop, rewrites
 from symnet.latex import aligned, display, latex
@@ -188,12 +188,11 @@ class Sequential:
             forms += [(f"layer {number}: ∂f/∂{symbol}", derivative)
                       for symbol, derivative in f.parameter_derivatives.items()]
             found += [rewrites.of_one_variable(name, expr, f.variable, f.initial_values) for name, expr in forms]
-        row_max = losses.row_max if self.loss.uses_row_max else None
         name = self.loss.rewrite.partition(":")[0] or "stable form"
         found.append(rewrites.rewrite(f"{self.loss.name}: {name}", self.loss.declared, self.loss.stable_value,
-                                      *rewrites.loss_points(losses.o, losses.y, losses.K, row_max)))
+                                      *rewrites.loss_points(losses.o, losses.y, losses.K)))
         found.append(rewrites.rewrite(f"{self.loss.name}: ∂ℓ/∂o_j", self.loss.gradient, self.loss.stable_gradient,
-                                      *rewrites.loss_points(losses.o, losses.y, losses.K, row_max, index=losses.j)))
+                                      *rewrites.loss_points(losses.o, losses.y, losses.K, index=losses.j)))
         return [rewrite for rewrite in found if rewrite is not None]
 
     @property
@@ -247,7 +246,8 @@ class Sequential:
                 spec = dict(layer.activation.parameters)[symbol]
                 lines.append(f"    trainable {symbol}{number} ({'shared' if spec.shared else 'per neuron'}, "
                              f"starts at {spec.initial}); ∂f/∂{symbol} = {derivative}")
-        lines.append(f"  loss: {self.loss.name}, ℓ = {self.loss.declared}; ∂ℓ/∂o_j = {self.loss.gradient}")
+        lines.append(f"  loss: {self.loss.name}, ℓ = {self.loss.declared}; "
+                     f"∂ℓ/∂o_j = {losses.named(self.loss.gradient)}")
         if self.weight_decay:
             lines.append(f"  weight decay λ = {self.weight_decay}")
         return "\n".join(lines)
@@ -300,9 +300,10 @@ class Sequential:
         lines.append(rf"L = \frac{{1}}{{N}} \sum_{{n=0}}^{{N - 1}} \ell_{{n}}{decay}, \quad "
                      rf"\ell_{{n}} = {latex(per_row(self.loss.declared))}")
         upstream = per_row(self.loss.gradient).xreplace({losses.j: L.i})
-        row_max = (rf", \quad m = \max_{{k}} {latex(rows[losses.o][L.n, L.k])}" if self.loss.uses_row_max else "")
-        lines.append(rf"{latex(self._latex_delta(count)[L.n, L.i])} = \frac{{1}}{{N}} \left({latex(upstream)}\right)"
-                     + self._latex_fprime(count, (L.n, L.i)) + row_max)
+        shifts = losses.shift_names(upstream)
+        lines.append(rf"{latex(self._latex_delta(count)[L.n, L.i])} = \frac{{1}}{{N}} "
+                     rf"\left({latex(upstream.xreplace(shifts))}\right)" + self._latex_fprime(count, (L.n, L.i))
+                     + "".join(rf", \quad {latex(name)} = {latex(shift)}" for shift, name in shifts.items()))
         for number in range(count, 0, -1):
             lines += self._latex_backward(self.layers[number - 1], number)
         return "\n".join(lines)
@@ -340,7 +341,7 @@ class Sequential:
         count = len(self.layers)
         output, direction = sp.IndexedBase(f"a{count}", real=True), sp.IndexedBase("R_o", real=True)
         rows = {losses.o: output, losses.y: sp.IndexedBase("Y", real=True), direction: R(output)}
-        r_gradient = backprop.jvp(self.loss.gradient, {losses.o: direction})
+        r_gradient = losses.named(gradient_jvp(self.loss.gradient, direction))
         r_gradient = r_gradient.replace(lambda e: isinstance(e, sp.Indexed) and e.base in rows,
                                         lambda e: rows[e.base][L.n, e.indices[0]])
         r_gradient = r_gradient.xreplace({losses.K: self.layers[-1].n_out, losses.j: L.i})

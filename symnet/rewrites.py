@@ -194,16 +194,14 @@ def of_one_variable(name, before, variable, fixed=None):
                    [{variable: value, **fixed} for value in EXTREMES])
 
 
-def loss_points(outputs, targets, classes, row_max=None, index=None):
+def loss_points(outputs, targets, classes, index=None):
     """``(points, extremes)`` for checking a loss's rewrite: :data:`LOSS_OUTPUTS` and :data:`LOSS_TARGETS` as the
-    entries of the IndexedBases ``outputs`` and ``targets``, the size ``classes`` = 3, the row max ``row_max`` when
-    the form uses it, and every entry ``index`` = 0, 1, 2 for a gradient ∂ℓ/∂o[index]."""
+    entries of the IndexedBases ``outputs`` and ``targets``, the size ``classes`` = 3, and every entry ``index`` =
+    0, 1, 2 for a gradient ∂ℓ/∂o[index] (a max over the entries, the log-sum-exp's m, is evaluated from them)."""
 
     def point(o, y, j):
         values = {classes: len(o), **{outputs[k]: value for k, value in enumerate(o)},
                   **{targets[k]: value for k, value in enumerate(y)}}
-        if row_max is not None:
-            values[row_max] = max(o)
         if index is not None:
             values[index] = j
         return values

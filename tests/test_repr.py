@@ -202,16 +202,16 @@ def test_a_wrong_rewrite_is_shown_as_not_equal():
 
 def test_the_log_sum_exp_shift_of_softmax_cross_entropy():
     loss = losses.get("softmax_cross_entropy")
-    points, extremes = rewrites.loss_points(losses.o, losses.y, losses.K, losses.row_max)
+    points, extremes = rewrites.loss_points(losses.o, losses.y, losses.K)
     rewrite = rewrites.rewrite("log-sum-exp shift", loss.declared, loss.stable_value, points, extremes)
-    o, y, k, K, m = sp.IndexedBase("o", real=True), sp.IndexedBase("y", real=True), sp.Idx("k"), sp.Symbol("K"), \
-        sp.Symbol("m")
+    o, y, k, K = sp.IndexedBase("o", real=True), sp.IndexedBase("y", real=True), sp.Idx("k"), sp.Symbol("K")
     targets = sp.Sum(o[k] * y[k], (k, 0, K - 1))
     declared = sp.log(sp.Sum(sp.exp(o[k]), (k, 0, K - 1))) - targets
-    shifted = m + sp.log(sp.Sum(sp.exp(o[k] - m), (k, 0, K - 1))) - targets
+    m = r"\max_{k} {o}_{k}"        # the shift m = max_k o_k, shown as what it is
+    shifted = rf"\log{{\left(\sum_{{k=0}}^{{K - 1}} e^{{{{o}}_{{k}} - {m}}} \right)}} + {m} - {sp.latex(targets)}"
     body = displayed(rewrite._repr_latex_())
-    assert rf"& {sp.latex(declared)} \\ \longrightarrow &\  {sp.latex(shifted)} \\" in body
-    assert "o = (0.3, -1.2, 0.7), y = (0, 1, 0), m = 0.7" in body
+    assert rf"& {sp.latex(declared)} \\ \longrightarrow &\  {shifted} \\" in body
+    assert "o = (0.3, -1.2, 0.7), y = (0, 1, 0);" in body
     assert rewrite.check["equal"]
     ((point, before, after),) = rewrite.check["extremes"]
     # o = (1000, −1000, 0), y picks o_1: ℓ = log Σ e^o − o_1 = 1000 + log(1 + e^−1000 + e^−2000) + 1000

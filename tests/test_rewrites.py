@@ -34,19 +34,35 @@ def test_stable_rewrites_equal_the_forms_they_replace_and_stay_finite(name):
         assert result == pytest.approx(float(at(expr, value)), rel=1e-12, abs=1e-300)
 
 
-@pytest.mark.parametrize("name", sorted(losses.CATALOGUE))
-def test_each_loss_evaluates_a_form_equal_to_its_declared_one(name):
-    loss = losses.CATALOGUE[name]
-    size = 3
+SIZE = 3
+
+
+def loss_at_point(name, expr, entry=None):
+    """``expr`` (in o[k], y[k], K and, with ``entry``, j = entry) at three outputs and a one-hot target, in mpmath
+    at 50 digits; its sums and maxes expanded first."""
     outputs = [sp.Rational(3, 10), sp.Rational(-12, 10), sp.Rational(7, 10)]
     if name == "cross_entropy":
         outputs = [sp.Rational(2, 10), sp.Rational(5, 10), sp.Rational(3, 10)]       # probabilities
     targets = [sp.Integer(0), sp.Integer(1), sp.Integer(0)]
-    values = {losses.o[k]: outputs[k] for k in range(size)}
-    values.update({losses.y[k]: targets[k] for k in range(size)})
-    values[losses.row_max] = max(outputs)
+    values = {losses.o[k]: outputs[k] for k in range(SIZE)}
+    values.update({losses.y[k]: targets[k] for k in range(SIZE)})
+    if entry is not None:
+        expr = expr.xreplace({losses.j: entry})
+    return sp.N(expr.xreplace({losses.K: SIZE}).doit().xreplace(values), 50)
 
-    def value(expr):
-        return sp.N(expr.xreplace({losses.K: size}).doit().xreplace(values), 50)
 
-    assert abs(value(loss.evaluated) - value(loss.declared)) < 1e-40
+@pytest.mark.parametrize("name", sorted(losses.CATALOGUE))
+def test_each_loss_evaluates_a_form_equal_to_its_declared_one(name):
+    loss = losses.CATALOGUE[name]
+    assert abs(loss_at_point(name, loss.evaluated) - loss_at_point(name, loss.declared)) < 1e-40
+
+
+@pytest.mark.parametrize("name", sorted(losses.CATALOGUE))
+def test_each_loss_gradient_is_the_derivative_of_its_declared_form(name):
+    """∂ℓ/∂o_j is derived from the evaluated form with its shift (softmax cross-entropy's m = max_k o_k) held
+    constant: equal to the derivative of the declared form, where there is no shift."""
+    loss = losses.CATALOGUE[name]
+    declared = loss.declared.xreplace({losses.K: SIZE}).doit()
+    for entry in range(SIZE):
+        expected = loss_at_point(name, sp.diff(declared, losses.o[entry]))
+        assert abs(loss_at_point(name, loss.gradient, entry) - expected) < 1e-40

@@ -14,20 +14,36 @@ import sympy as sp
 
 from symnet.declare.activations import sigmoid_expr
 from symnet.errors import ConfigurationError
-from symnet.indexed import contract, index
+from symnet.indexed import MaxOver, contract, held_constant, index
 from symnet.rewrites import stable
 
 o = sp.IndexedBase("o", real=True)
 y = sp.IndexedBase("y", real=True)
 k, j = index("k"), index("j")
 K = sp.Symbol("K", integer=True, positive=True)
-row_max = sp.Symbol("m", real=True)
-"""``m = max_k o[k]``, the shift of the log-sum-exp rewrite."""
 
 
 def over_classes(expr):
     """Σ_k expr over the K outputs."""
     return sp.Sum(expr, (k, 0, K - 1))
+
+
+def max_over_classes(expr):
+    """max_k expr over the K outputs (:class:`~symnet.indexed.MaxOver`), for a shift such as the log-sum-exp's m
+    (:attr:`Loss.gradient` holds it constant)."""
+    return MaxOver(expr, (k, 0, K - 1))
+
+
+def shift_names(*exprs):
+    """``{max: symbol}``: the name of each :class:`~symnet.indexed.MaxOver` in ``exprs`` in text and in the generated
+    code, which computes it once per sample: m, then m1, m2, … in SymPy's order."""
+    found = sorted(set().union(*(expr.atoms(MaxOver) for expr in exprs)), key=sp.default_sort_key)
+    return {shift: sp.Symbol(f"m{number or ''}", real=True) for number, shift in enumerate(found)}
+
+
+def named(expr):
+    """``expr`` with each max written as its name (:func:`shift_names`), as text shows it."""
+    return expr.xreplace(shift_names(expr))
 
 
 @dataclass(frozen=True)
@@ -39,14 +55,11 @@ class Loss:
     evaluated: sp.Expr
     rewrite: str = ""
 
-    @property
-    def uses_row_max(self):
-        return self.evaluated.has(row_max)
-
     @cached_property
     def gradient(self):
-        """∂ℓ/∂o[j], derived from the evaluated form (the row max m held constant: ℓ does not depend on it)."""
-        return contract(sp.diff(self.evaluated, o[j]), {j: (0, K - 1)})
+        """∂ℓ/∂o[j], derived from the evaluated form with each max in it held constant (a shift such as m =
+        max_k o[k]: ℓ does not depend on it, so the terms of its derivative cancel)."""
+        return held_constant(lambda expr: contract(sp.diff(expr, o[j]), {j: (0, K - 1)}), self.evaluated)
 
     @cached_property
     def stable_value(self):
@@ -70,7 +83,8 @@ CATALOGUE = {
     "softmax_cross_entropy": Loss(
         "softmax_cross_entropy",
         sp.log(over_classes(sp.exp(o[k]))) - over_classes(y[k] * o[k]),
-        row_max + sp.log(over_classes(sp.exp(o[k] - row_max))) - over_classes(y[k] * o[k]),
+        max_over_classes(o[k]) + sp.log(over_classes(sp.exp(o[k] - max_over_classes(o[k]))))
+        - over_classes(y[k] * o[k]),
         rewrite="log-sum-exp shift: log Σ_k e^(o_k) = m + log Σ_k e^(o_k − m), m = max_k o_k"),
 }
 

@@ -29,11 +29,14 @@ class LossCode(LayerCode):
             return expr.xreplace({losses.K: K})
 
         value, gradient = rows(value), rows(gradient)
+        shifts = losses.shift_names(value, gradient)      # each max (m) is computed once per row, before the sums
+        value, gradient = value.xreplace(shifts), gradient.xreplace(shifts)
         w(f"# loss: L = (1/N) Σ_n ℓ_n,  ℓ = {loss.declared}")
         if loss.rewrite:
-            w(f"# evaluated as ({loss.rewrite}): ℓ = {loss.evaluated}")
+            w(f"# evaluated as ({loss.rewrite}): ℓ = {losses.named(loss.evaluated)}")
         if with_gradient:
-            w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = {loss.gradient}")
+            w(f"# delta{last}[n, j] = ∂L/∂z{last}[n, j] = (1/N) ∂ℓ/∂o_j ⊙ f'(z),  ∂ℓ/∂o_j = "
+              f"{losses.named(loss.gradient)}")
             self.buffer(w, f"delta{last}", ("batch", K))
             self._zero_activation_gradients(w, last)
         totals = []
@@ -52,12 +55,11 @@ class LossCode(LayerCode):
                 if exp_kernel:
                     flat_exp.append(total)
         if flat_exp:
-            self._exp_arguments(w, [(kept[t][0], t) for t in flat_exp], output, K, loss.uses_row_max)
+            self._exp_arguments(w, [(kept[t][0], t) for t in flat_exp], K, shifts)
         w(f"loss = {self.p(sp.Float(0))}")
         w("for n in range(batch):")
         with w.block():
-            if loss.uses_row_max:
-                self._row_max(w, output, K, stored=bool(flat_exp))
+            self._shifts(w, shifts, stored=bool(flat_exp))
             sums = {}
             for total in totals:
                 name = sums[total] = sp.Symbol(f"sum{len(sums)}", real=True)
@@ -88,28 +90,31 @@ class LossCode(LayerCode):
                         w(f"delta{last}[n, j] = ({self.p(gradient.xreplace(sums))}) * {scale}")
         w("loss = loss * inv_batch")
 
-    def _row_max(self, w, output, K, stored):
-        """m = max_k output[n, k] inside the loop over rows n (read back from row_max[n] when ``stored``)."""
-        if stored:
-            w("m = row_max[n]")
-            return
-        w(f"m = {output}[n, 0]")
-        w(f"for k in range(1, {K}):")
-        with w.block():
-            w(f"m = max(m, {output}[n, k])")
+    def _shifts(self, w, shifts, stored):
+        """Each max m = max_k f(k) of ``shifts`` ({MaxOver: m}) inside the loop over rows n: read back from
+        row_max[n] (row_max1[n] for m1, …) when ``stored``, else computed."""
+        for buffer, (shift, name) in zip(_row_buffers(shifts), shifts.items()):
+            if stored:
+                w(f"{name} = {buffer}[n]")
+                continue
+            ((bound, low, high),) = shift.limits
+            w(f"{name} = {self.p(shift.function.xreplace({bound: low}))}")
+            w(f"for {bound} in range({low + 1}, {high + 1}):")
+            with w.block():
+                w(f"{name} = max({name}, {self.p(shift.function)})")
 
-    def _exp_arguments(self, w, buffers, output, K, uses_row_max):
-        """buffer[n, k] = e^(argument) for each (buffer, Σ_k e^(argument)): the arguments row by row (after the row
-        max m, then kept in row_max[n]), then ``_exp`` in one loop over the flat buffer."""
+    def _exp_arguments(self, w, buffers, K, shifts):
+        """buffer[n, k] = e^(argument) for each (buffer, Σ_k e^(argument)): the arguments row by row (after the
+        maxes of ``shifts``, then kept in row_max[n], …), then ``_exp`` in one loop over the flat buffer."""
         w("# " + "; ".join(f"{buffer}[n, {total.limits[0][0]}] = {total.function}" for buffer, total in buffers)
           + " for the whole batch: arguments row by row, then exp in one loop over batch × classes (vectorised)")
-        if uses_row_max:
-            self.buffer(w, "row_max", ("batch",))
+        for row_buffer in _row_buffers(shifts):
+            self.buffer(w, row_buffer, ("batch",))
         w("for n in range(batch):")
         with w.block():
-            if uses_row_max:
-                self._row_max(w, output, K, stored=False)
-                w("row_max[n] = m")
+            self._shifts(w, shifts, stored=False)
+            for row_buffer, name in zip(_row_buffers(shifts), shifts.values()):
+                w(f"{row_buffer}[n] = {name}")
             for buffer, total in buffers:
                 (index, low, high) = total.limits[0]
                 w(f"for {index} in range({low}, {high + 1}):")
@@ -152,3 +157,8 @@ class LossCode(LayerCode):
                 w(f"theta_{name} = {point}[{start}:{stop}]")
                 if with_gradient:
                     w(f"grad_theta_{name} = gradient[{start}:{stop}]")
+
+
+def _row_buffers(shifts):
+    """The arrays that keep each max of ``shifts`` per row for the loop after the flat exp: row_max, row_max1, …"""
+    return [f"row_max{number or ''}" for number in range(len(shifts))]

@@ -25,7 +25,7 @@ from symnet.declare import layers as L
 from symnet.declare import losses
 from symnet.declare.parse import exact_number
 from symnet.generate.layers_code import A_SCALAR, _arrays
-from symnet.indexed import MaxOver
+from symnet.indexed import held_constant
 from symnet.rewrites import stable
 
 
@@ -42,6 +42,13 @@ def activation_derivatives(activation):
     """``(f', f'')`` of ``activation`` in its variable, stable forms, f'' = 0 at a kink."""
     return (stable(activation.derivative),
             stable(_no_dirac(sp.diff(activation.derivative, activation.variable))))
+
+
+def gradient_jvp(gradient, direction):
+    """R{∂ℓ/∂o_j}: :func:`~symnet.backprop.jvp` of a loss's ``gradient`` ∂ℓ/∂o_j (or its stable form) in the
+    direction R{o} = ``direction``, each max in it held constant as :attr:`~symnet.declare.losses.Loss.gradient`
+    holds it (a shift ℓ does not depend on, so neither does ∂ℓ/∂o_j)."""
+    return held_constant(lambda expr: backprop.jvp(expr, {losses.o: direction}), gradient)
 
 
 class SecondOrderCode:
@@ -143,18 +150,18 @@ class SecondOrderCode:
         K = self.model.layers[-1].n_out
         direction = _base("R_o")
         gradient = loss.stable_gradient
-        r_gradient = backprop.jvp(gradient, {losses.o: direction})
+        r_gradient = gradient_jvp(gradient, direction)
         row = {losses.o: _base(f"a{last}"), losses.y: _base("Y"), direction: _base(f"ra{last}")}
 
         def per_row(expr):
             expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base in row,
                                 lambda e: row[e.base][L.n, e.indices[0]])
-            shift = MaxOver(_base(f"a{last}")[L.n, L.k], (L.k, 0, K - 1))
-            return expr.xreplace({losses.K: K, losses.row_max: shift})
+            return expr.xreplace({losses.K: K})
 
         first, second = self._derivatives(last, (L.n, losses.j))
         expr = (per_row(r_gradient) * first + per_row(gradient) * second * _base(f"rz{last}")[L.n, losses.j]) / L.N
-        w(f"# rdelta{last}[n, j] = (R{{∂ℓ/∂o_j}} f'(z) + ∂ℓ/∂o_j f''(z) R{{z}}) / N,  R{{∂ℓ/∂o_j}} = {r_gradient}")
+        w(f"# rdelta{last}[n, j] = (R{{∂ℓ/∂o_j}} f'(z) + ∂ℓ/∂o_j f''(z) R{{z}}) / N,  R{{∂ℓ/∂o_j}} = "
+          f"{losses.named(r_gradient)}")
         self.evaluate(w, expr, f"rdelta{last}", (L.n, losses.j), allocate=True)
 
     def r_backward(self, w, training):
