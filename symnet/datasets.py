@@ -12,7 +12,13 @@ the layout the losses expect: one-hot rows for several classes, one column of
 ``regression`` y = sin(3x) + x/2 + noise on [−2, 2]
 ``digits``     8×8 handwritten digits, 1,797 samples, 10 classes (shipped
                in ``symnet/data``; source and licence in its README.txt)
+``adding``     the adding problem: sequences (T, 2) of values and two
+               markers, target the sum of the two marked values
+``sines``      noisy sines of 1, 2 or 3 cycles with a random phase,
+               sequences (T, 3) with the step's position (3 classes)
 =============  ===========================================================
+
+Sequence sets have ``X`` of shape (samples, time, features): a model takes them with ``input_shape=(T, features)``.
 """
 
 from dataclasses import dataclass
@@ -24,7 +30,8 @@ from symnet.errors import ConfigurationError
 
 @dataclass
 class Dataset:
-    """Inputs ``X`` (samples, features), targets ``Y`` (samples, outputs), and what they are."""
+    """Inputs ``X`` (samples, features), or (samples, time, features) for sequences, targets ``Y`` (samples,
+    outputs), and what they are."""
 
     name: str
     X: np.ndarray
@@ -111,11 +118,50 @@ def digits():
                    "8×8 handwritten digits (1,797 samples, 10 classes; Alpaydin & Kaynak, UCI, CC BY 4.0)")
 
 
+def adding(samples=2000, length=10, seed=0):
+    """The adding problem (Hochreiter & Schmidhuber, 1997): each step ``t`` of a sequence holds a value
+    ``v_t ~ U[0, 1)`` and a marker ``m_t`` that is 1 at one step of the first half and one of the second half (0
+    elsewhere); the target is ``y = Σ_t m_t v_t``, the sum of the two marked values.  Always answering 1 gives a
+    mean squared error of Var(v_a + v_b) = 1/6; a model has to find the markers to do better."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 2:
+        raise ConfigurationError(f"adding: length must be an integer ≥ 2 (one marker in each half), got {length!r}")
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, (samples, length))
+    half = length // 2
+    markers = np.zeros((samples, length))
+    rows = np.arange(samples)
+    markers[rows, rng.integers(0, half, samples)] = 1.0
+    markers[rows, rng.integers(half, length, samples)] = 1.0
+    X = np.stack([values, markers], axis=2)
+    return Dataset("adding", X, (values * markers).sum(axis=1, keepdims=True), "regression",
+                   f"the adding problem: {samples} sequences of {length} steps (value in [0, 1), marker 0/1), "
+                   "target the sum of the two marked values")
+
+
+def sines(samples=1200, length=16, noise=0.5, seed=0):
+    """Sequences of ``length`` steps of ``x_t = sin(2π·c·t/T + φ) + N(0, noise²)``, ``c`` = 1, 2 or 3 cycles (the
+    class, one-hot; the classes' counts differ by at most one), ``φ ~ U[0, 2π)``.  Each step holds
+    ``(x_t, cos 2πt/T, sin 2πt/T)``, the signal and the step's position, which self-attention does not see on its
+    own.  The position columns are the same in every sample: standardising them per entry would zero them."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 6:
+        raise ConfigurationError(f"sines: length must be an integer ≥ 6 (3 cycles need 2 steps each), got {length!r}")
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(samples) % 3)
+    steps = np.arange(length)
+    phase = 2 * np.pi * (labels[:, None] + 1) * steps / length + rng.uniform(0, 2 * np.pi, (samples, 1))
+    signal = np.sin(phase) + rng.normal(0.0, noise, (samples, length))
+    position = np.broadcast_to(2 * np.pi * steps / length, (samples, length))
+    X = np.stack([signal, np.cos(position), np.sin(position)], axis=2)
+    return Dataset("sines", X, one_hot(labels, 3), "classification",
+                   f"noisy sines of 1, 2 or 3 cycles (the class) with a random phase: {samples} sequences of {length} "
+                   f"steps (value, cos and sin of the step's angle 2πt/T), noise {noise}")
+
+
 def load(name, seed=0):
     """A built-in dataset by name (``seed`` draws the generated ones)."""
     makers = {"xor": lambda: xor(), "spirals": lambda: spirals(seed=seed), "moons": lambda: moons(seed=seed),
               "circles": lambda: circles(seed=seed), "regression": lambda: regression(seed=seed),
-              "digits": lambda: digits()}
+              "digits": lambda: digits(), "adding": lambda: adding(seed=seed), "sines": lambda: sines(seed=seed)}
     if name not in makers:
         raise ConfigurationError(f"unknown dataset {name!r}; built in: {', '.join(makers)}")
     return makers[name]()

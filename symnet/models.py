@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from symnet import datasets
-from symnet.declare.layers import Conv2D, Dense, Flatten, MaxPool2D
+from symnet.declare.layers import Conv2D, Dense, Flatten, LayerNorm, MaxPool2D, SelfAttention
 from symnet.errors import ConfigurationError
 from symnet.network import Sequential, check_seed
 from symnet.train.loop import accuracy, fit, is_classification
@@ -116,6 +116,13 @@ BUILT_IN = {  # name → a function that makes the recipe
                                                           Flatten(), Dense(128, 10)],
                                                          loss="softmax_cross_entropy", input_shape=(1, 8, 8)),
                                  "digits", epochs=20),
+    # self-attention over the 16 steps (value, cos, sin of the step's angle) of the noisy sines, each step
+    # layer-normalised, then a tanh read-out of the flattened sequence; not standardised, which would zero the
+    # position columns (the same in every sample)
+    "sines_attention": lambda: Recipe("sines_attention", Sequential([SelfAttention(3), LayerNorm(3), Flatten(),
+                                                                     Dense(48, 16, "tanh"), Dense(16, 3)],
+                                                                    loss="softmax_cross_entropy", input_shape=(16, 3)),
+                                      "sines", epochs=20, standardize=False),
 }
 
 

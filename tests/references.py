@@ -1,4 +1,4 @@
-"""Independent references for the tests: mpmath at high precision and finite differences.
+"""Independent references for the tests: mpmath at high precision, finite differences and NumPy forward passes.
 
 Nothing here calls symnet's differentiator; derivatives come from
 ``mpmath.diff`` of the forward expression only.
@@ -77,3 +77,44 @@ def central_differences(loss, params, names=None):
             numerical[cell] = (up - down) / (2 * h)
         result[name] = numerical
     return result
+
+
+def assert_matches_numpy(net, params, X, Y, loss):
+    """``net``'s loss and gradient at ``params`` equal ``loss(p)``, a NumPy reference of the same loss that reads the
+    dict ``p`` (copies of the parameters), and its :func:`central_differences`."""
+    reference = {name: np.array(params[name]) for name in params}
+    value, grads = net.loss_and_grad(params, X, Y)
+    np.testing.assert_allclose(value, loss(reference), rtol=1e-12)
+    for name, numerical in central_differences(lambda: loss(reference), reference).items():
+        np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def softmax_cross_entropy(o, Y):
+    """The mean over the batch of log Σ_k e^(o_k) − Σ_k y_k o_k (each row shifted by its max first)."""
+    shifted = o - o.max(axis=1, keepdims=True)
+    return (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
+
+
+def numpy_layer_norm(a, scale, shift, eps):
+    """(a − μ) / √(σ² + ε) · scale + shift over the last axis (biased variance), as PyTorch's LayerNorm: each
+    sample of a batch of vectors, each time step of a batch of sequences."""
+    mean = a.mean(axis=-1, keepdims=True)
+    variance = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (a - mean) / np.sqrt(variance + eps) * scale + shift
+
+
+def numpy_attention(X, Wq, Wk, Wv, Wo, heads, causal):
+    """softmax_s(Q_h[t] · K_h[s] / √d_h) (keys after the query masked when causal) times V_h, heads concatenated,
+    times Woᵀ."""
+    batch, length, d_model = X.shape
+    d_head = d_model // heads
+    Q, K, V = X @ Wq.T, X @ Wk.T, X @ Wv.T
+    out = np.empty_like(Q)
+    for h in range(heads):
+        cut = slice(h * d_head, (h + 1) * d_head)
+        S = Q[:, :, cut] @ K[:, :, cut].transpose(0, 2, 1) / np.sqrt(d_head)
+        if causal:
+            S = np.where(np.tril(np.ones((length, length), dtype=bool)), S, -np.inf)
+        P = np.exp(S - S.max(axis=2, keepdims=True))
+        out[:, :, cut] = (P / P.sum(axis=2, keepdims=True)) @ V[:, :, cut]
+    return out @ Wo.T

@@ -8,34 +8,15 @@ import pytest
 
 import symnet as sn
 from symnet.errors import ConfigurationError, ShapeError
-from tests.references import central_differences
+from tests.references import central_differences, numpy_attention, softmax_cross_entropy
 
 CLASSES = 3
-
-
-def numpy_attention(X, Wq, Wk, Wv, Wo, heads, causal):
-    """softmax_s(Q_h[t] · K_h[s] / √d_h) (keys after the query masked when causal) times V_h, heads concatenated,
-    times Woᵀ."""
-    batch, length, d_model = X.shape
-    d_head = d_model // heads
-    Q, K, V = X @ Wq.T, X @ Wk.T, X @ Wv.T
-    out = np.empty_like(Q)
-    for h in range(heads):
-        cut = slice(h * d_head, (h + 1) * d_head)
-        S = Q[:, :, cut] @ K[:, :, cut].transpose(0, 2, 1) / np.sqrt(d_head)
-        if causal:
-            S = np.where(np.tril(np.ones((length, length), dtype=bool)), S, -np.inf)
-        P = np.exp(S - S.max(axis=2, keepdims=True))
-        out[:, :, cut] = (P / P.sum(axis=2, keepdims=True)) @ V[:, :, cut]
-    return out @ Wo.T
 
 
 def numpy_loss(p, X, Y, heads, causal):
     """SelfAttention → Flatten → Dense(T·d_model, 3), softmax cross-entropy averaged over the batch."""
     a = numpy_attention(X, p["Wq1"], p["Wk1"], p["Wv1"], p["Wo1"], heads, causal)
-    o = a.reshape(len(X), -1) @ p["W3"].T + p["b3"]
-    shifted = o - o.max(axis=1, keepdims=True)
-    return (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
+    return softmax_cross_entropy(a.reshape(len(X), -1) @ p["W3"].T + p["b3"], Y)
 
 
 def model(length, d_model, heads, causal):

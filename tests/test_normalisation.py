@@ -7,23 +7,14 @@ import pytest
 import symnet as sn
 from symnet.declare.layers import weight_names
 from symnet.errors import ConfigurationError
-from tests.references import central_differences
-
-
-def numpy_layer_norm(a, scale, shift, eps):
-    mean = a.mean(axis=1, keepdims=True)
-    variance = ((a - mean) ** 2).mean(axis=1, keepdims=True)       # biased, as PyTorch's LayerNorm
-    return (a - mean) / np.sqrt(variance + eps) * scale + shift
+from tests.references import assert_matches_numpy, numpy_layer_norm, softmax_cross_entropy
 
 
 def numpy_loss(p, X, Y, eps):
     """Dense(5, 7, tanh) → LayerNorm(7) → Dense(7, 3), softmax cross-entropy, plus ½λ‖W‖² (λ = 0.01)."""
     a = np.tanh(X @ p["W1"].T + p["b1"])
     a = numpy_layer_norm(a, p["scale2"], p["shift2"], eps)
-    o = a @ p["W3"].T + p["b3"]
-    shifted = o - o.max(axis=1, keepdims=True)
-    loss = (np.log(np.exp(shifted).sum(axis=1)) - (Y * shifted).sum(axis=1)).mean()
-    return loss + 0.005 * ((p["W1"] ** 2).sum() + (p["W3"] ** 2).sum())
+    return softmax_cross_entropy(a @ p["W3"].T + p["b3"], Y) + 0.005 * ((p["W1"] ** 2).sum() + (p["W3"] ** 2).sum())
 
 
 def test_layer_norm_forward_and_gradient_match_numpy():
@@ -37,11 +28,28 @@ def test_layer_norm_forward_and_gradient_match_numpy():
     params["scale2"][...] = rng.uniform(0.5, 1.5, 7)
     params["shift2"][...] = rng.normal(size=7) * 0.1
     X, Y = rng.normal(size=(6, 5)), np.eye(3)[rng.integers(0, 3, 6)]
-    reference = {name: np.array(params[name]) for name in params}
-    loss, grads = net.loss_and_grad(params, X, Y)
-    assert loss == pytest.approx(numpy_loss(reference, X, Y, eps), rel=1e-12)
-    for name, numerical in central_differences(lambda: numpy_loss(reference, X, Y, eps), reference).items():
-        np.testing.assert_allclose(grads[name], numerical, rtol=1e-6, atol=1e-8, err_msg=name)
+    assert_matches_numpy(net, params, X, Y, lambda p: numpy_loss(p, X, Y, eps))
+
+
+def test_layer_norm_on_sequences_normalises_each_step():
+    """LayerNorm(4) on (T, 4) sequences normalises each sample's each step over its 4 features (PyTorch's
+    nn.LayerNorm(4) on (batch, T, 4)); first, then flattened into a Dense layer."""
+    length, eps = 5, 1e-3
+    model = sn.Sequential([sn.LayerNorm(4, eps=eps), sn.Flatten(), sn.Dense(length * 4, 3)],
+                          loss="softmax_cross_entropy", input_shape=(length, 4))
+    assert model.describe().startswith("5×4-5×4-20-3") and model.layers[0].output_shape == (length, 4)
+    net = model.compile()
+    params = net.init(seed=1)
+    rng = np.random.default_rng(2)
+    params["scale1"][...] = rng.uniform(0.5, 1.5, 4)
+    params["shift1"][...] = rng.normal(size=4) * 0.1
+    X, Y = rng.normal(size=(3, length, 4)) * rng.uniform(0.1, 5, (3, length, 1)), np.eye(3)[rng.integers(0, 3, 3)]
+
+    def sequence_loss(p):
+        a = numpy_layer_norm(X, p["scale1"], p["shift1"], eps).reshape(len(X), -1)
+        return softmax_cross_entropy(a @ p["W3"].T + p["b3"], Y)
+
+    assert_matches_numpy(net, params, X, Y, sequence_loss)
 
 
 def test_layer_norm_first_normalises_each_sample():
@@ -58,6 +66,11 @@ def test_layer_norm_declaration():
         sn.LayerNorm(4, eps=0)
     with pytest.raises(ConfigurationError, match="takes 4 inputs but layer 1"):
         sn.Sequential([sn.Dense(3, 5), sn.LayerNorm(4)])
+    with pytest.raises(ConfigurationError, match=r"LayerNorm\(5\) .* sequences of shape \(time, 5\), got 6×4; "
+                                                 r"give LayerNorm\(4\)"):
+        sn.Sequential([sn.LayerNorm(5), sn.Flatten(), sn.Dense(30, 2)], input_shape=(6, 4))
+    with pytest.raises(ConfigurationError, match=r"got 1×8×8; put sn.Flatten\(\) before it and give LayerNorm\(64\)"):
+        sn.Sequential([sn.LayerNorm(8), sn.Flatten(), sn.Dense(64, 2)], input_shape=(1, 8, 8))
     text = sn.Sequential([sn.Dense(3, 4), sn.LayerNorm(4)], loss="mse").latex()
     assert r"\sqrt{" in text and r"\frac{\partial L}{\partial {scale_{2}}_{p}}" in text
 

@@ -45,6 +45,8 @@ K_SIZE = size("K")    # Maxout pieces
 C_OUT, C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, S_H, S_W = (
     size(name) for name in ("C", "D", "H", "W", "H_o", "W_o", "K_h", "K_w", "s_h", "s_w"))
 P_H, P_W = (sp.Symbol(name, integer=True, nonnegative=True) for name in ("p_h", "p_w"))
+T_SIZE = size("T")    # a sequence's length
+t = index("t")        # its time step (a query's, in attention)
 EPS = sp.Symbol("epsilon", positive=True)   # a normalisation's ε
 MOMENTUM = sp.Symbol("momentum", nonnegative=True)   # how far a running statistic moves toward the batch's per step
 UNIFORM = sp.Symbol("uniform", real=True)    # a draw from [0, 1), one per entry of a layer's noise (not an index name)
@@ -444,6 +446,11 @@ class LayerNorm(Layer):
     ``z[n,i] = (a[n,i] − μ[n]) / √(σ²[n] + ε) · scale[i] + shift[i]``, ``μ[n] = Σ_j a[n,j] / I``,
     ``σ²[n] = Σ_k (a[n,k] − μ[n])² / I``.
 
+    On sequences (time, features), after a layer that gives them or with the model's ``input_shape=(T, I)``, each
+    time step is normalised on its own, as PyTorch's ``nn.LayerNorm(I)`` on (batch, T, I):
+
+    ``z[n,t,i] = (a[n,t,i] − μ[n,t]) / √(σ²[n,t] + ε) · scale[i] + shift[i]``, μ and σ² over the step's features.
+
     ``scale`` starts at 1, ``shift`` at 0; neither is decayed.  The backward pass (through μ and σ², the
     famously fiddly one) is derived from the map."""
 
@@ -451,22 +458,65 @@ class LayerNorm(Layer):
     shift = sp.IndexedBase("shift", real=True)
     _mean = sp.Sum(a[n, j], (j, 0, I_SIZE - 1)) / I_SIZE
     _variance = sp.Sum((a[n, k] - _mean) ** 2, (k, 0, I_SIZE - 1)) / I_SIZE
-    forward_map = (a[n, i] - _mean) / sp.sqrt(_variance + EPS) * scale[i] + shift[i]
+    vector_map = (a[n, i] - _mean) / sp.sqrt(_variance + EPS) * scale[i] + shift[i]
+    _step_mean = sp.Sum(a[n, t, j], (j, 0, I_SIZE - 1)) / I_SIZE
+    _step_variance = sp.Sum((a[n, t, k] - _step_mean) ** 2, (k, 0, I_SIZE - 1)) / I_SIZE
+    sequence_map = (a[n, t, i] - _step_mean) / sp.sqrt(_step_variance + EPS) * scale[i] + shift[i]
     parameter_shapes = {scale: ("out",), shift: ("out",)}
-    input_extents = (I_SIZE,)
     initial = {scale: 1}
 
     def __init__(self, features, eps=1e-5):
+        self.features = _positive_int(features, "features", "LayerNorm")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
             raise ConfigurationError(f"LayerNorm: eps must be a positive number, got {eps!r}")
         self.eps = float(eps)
-        super().__init__(features, features)
+        self.length = None    # the sequences' length when the input is (time, features); None: vectors
+        self._configure(None, None)
 
     def __repr__(self):
-        return f"LayerNorm({self.n_in}" + (f", eps={self.eps}" if self.eps != 1e-5 else "") + ")"
+        return f"LayerNorm({self.features}" + (f", eps={self.eps}" if self.eps != 1e-5 else "") + ")"
+
+    # the declaration follows the input: the vector map over (n, i), or the per-step map over (n, t, i)
+    @property
+    def forward_map(self):
+        return self.vector_map if self.length is None else self.sequence_map
+
+    @property
+    def output_indices(self):
+        return (n, i) if self.length is None else (n, t, i)
+
+    @property
+    def extents(self):
+        return RANGES if self.length is None else {t: T_SIZE, i: I_SIZE}
+
+    @property
+    def input_extents(self):
+        return (I_SIZE,) if self.length is None else (T_SIZE, I_SIZE)
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) == 1:
+            self.length = None
+            return shape[0] == self.features      # otherwise the model says "takes 4 inputs but … gives 5"
+        if len(shape) == 2 and shape[1] == self.features:
+            self.length = shape[0]
+            return True
+        fix = (f"give LayerNorm({shape[1]}) to normalise each step's {shape[1]} features" if len(shape) == 2 else
+               f"put sn.Flatten() before it and give LayerNorm({math.prod(shape)})")
+        raise ConfigurationError(f"{self!r} normalises the last axis, of {self.features} features: it takes vectors "
+                                 f"of {self.features} or sequences of shape (time, {self.features}), got "
+                                 f"{_shape_text(shape)}; {fix}")
 
     def sizes(self):
-        return {**super().sizes(), EPS: self.eps}
+        steps = {} if self.length is None else {T_SIZE: self.length}
+        return {I_SIZE: self.features, J_SIZE: self.features, "out": self.features, "in": self.features,
+                EPS: self.eps, **steps}
+
+    @property
+    def n_in(self):
+        return self.features * (self.length or 1)
+
+    n_out = n_in
 
 
 class BatchNorm(Layer):
@@ -646,10 +696,9 @@ def trainable_size(layers):
     return sum(math.prod(shape) for layer in layers for _, shape in layer.parameters)
 
 
-T_SIZE = size("T")          # a sequence's length
 HEADS = size("n_h")         # attention heads
 D_HEAD = size("d_h")        # features per head
-t, s, e_key, w_in = index("t"), index("s"), index("u"), index("w")   # query time, key time, normaliser's key, V's input
+s, e_key, w_in = index("s"), index("u"), index("w")   # key time, normaliser's key, V's input
 
 
 def causal_mask(query, key):
