@@ -6,12 +6,12 @@ Run: python benchmarks/sequence_step.py [--rounds 30]
 """
 
 import argparse
-import platform
 import time
 
 import numpy as np
 
 import symnet as sn
+from symnet.bench import processor
 
 BATCH, LR = 32, 0.05
 
@@ -105,7 +105,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=30)
     arguments = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{platform.processor() or platform.machine()}, batch {BATCH}, SGD; medians of 5 × {arguments.rounds} "
+    print(f"{processor()}, batch {BATCH}, SGD; medians of 5 × {arguments.rounds} "
           "interleaved steps")
     length, features, hidden = 20, 2, 32
     X, Y = rng.random((BATCH, length, features)), rng.random((BATCH, 1))

@@ -120,7 +120,7 @@ def build_parser():
     swell.set_defaults(run=_swell)
 
     train = _command(subparsers, "train", "Train a built-in model (xor, spirals, moons, circles, regression, digits, "
-                     "digits_cnn, sines_attention) or a model file; print the final metrics.", "symnet train digits --epochs 30 --json")
+                     "digits_cnn, sines_attention, adding_rnn) or a model file; print the final metrics.", "symnet train digits --epochs 30 --json")
     train.add_argument("model", help="built-in model name, or a .py file defining `model` (and optionally `data`)")
     train.add_argument("--optimizer", help="GD, SGD, Momentum, Nesterov, AdaGrad, RMSProp, RMSPropNesterov, Adam or "
                                            "newton_cg (Hessian-free Newton; give --lr 1) (default: the model's, Adam "

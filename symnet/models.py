@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from symnet import datasets
-from symnet.declare.layers import Conv2D, Dense, Flatten, LayerNorm, MaxPool2D, SelfAttention
+from symnet.declare.layers import RNN, Conv2D, Dense, Flatten, LayerNorm, MaxPool2D, SelfAttention
 from symnet.errors import ConfigurationError
 from symnet.network import Sequential, check_seed
 from symnet.train.loop import accuracy, fit, is_classification
@@ -123,6 +123,10 @@ BUILT_IN = {  # name → a function that makes the recipe
                                                                      Dense(48, 16, "tanh"), Dense(16, 3)],
                                                                     loss="softmax_cross_entropy", input_shape=(16, 3)),
                                       "sines", epochs=20, standardize=False),
+    # the adding problem (10 steps of a value and a marker; the target is the sum of the two marked values): a tanh
+    # RNN reads the sequence and a linear read-out of its last state answers
+    "adding_rnn": lambda: Recipe("adding_rnn", Sequential([RNN(2, 16), Dense(16, 1)], loss="mse", input_shape=(10, 2)),
+                                 "adding", epochs=30),
 }
 
 
