@@ -726,7 +726,38 @@ def _attention_map(causal):
                   (h, 0, HEADS - 1), (k, 0, D_HEAD - 1))
 
 
-class SelfAttention(Layer):
+class OnSequences(Layer):
+    """A layer on sequences (time, ``features``) whose length T comes from the model's ``input_shape`` or the layer
+    before; its map reads ``a[n, t, j]`` over the sizes T and J = ``features``."""
+
+    input_extents = (T_SIZE, J_SIZE)
+    features = None   # the input's features per step
+    length = None     # T, once the model has given the input's shape
+
+    def shaped(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 2 or shape[1] != self.features:
+            raise ConfigurationError(f"{self!r} takes sequences of shape (time, {self.features}) (input_shape=(T, "
+                                     f"{self.features})), got {_shape_text(shape)}")
+        self.length = shape[0]
+        return True
+
+    def sizes(self):
+        if self.length is None:
+            raise ConfigurationError(f"{self!r} does not know its sequences' length: give the model "
+                                     f"input_shape=(T, {self.features})")
+        return {T_SIZE: self.length, J_SIZE: self.features, "in": self.features}
+
+    @property
+    def input_shape(self):
+        return None if self.length is None else (self.length, self.features)
+
+    @property
+    def n_in(self):
+        return None if self.length is None else self.length * self.features
+
+
+class SelfAttention(OnSequences):
     """Multi-head self-attention on sequences (time, features), without biases:
 
     ``Q = a Wqᵀ``, ``K = a Wkᵀ``, ``V = a Wvᵀ``; per head h (features h·d_h … h·d_h + d_h − 1, d_h = d_model / heads)
@@ -743,7 +774,6 @@ class SelfAttention(Layer):
     parameter_shapes = {Wq: ("out", "in"), Wk: ("out", "in"), Wv: ("out", "in"), Wo: ("out", "in")}
     output_indices = (n, t, i)
     extents = {t: T_SIZE, i: I_SIZE}
-    input_extents = (T_SIZE, J_SIZE)
 
     def __init__(self, d_model, heads=1, causal=False, init=None):
         d_model = _positive_int(d_model, "d_model", "SelfAttention")
@@ -753,7 +783,8 @@ class SelfAttention(Layer):
                                      f"choose heads among {[m for m in range(1, d_model + 1) if d_model % m == 0]}")
         if not isinstance(causal, bool):
             raise ConfigurationError(f"SelfAttention: causal must be True or False, got {causal!r}")
-        self.d_model, self.causal, self.length = d_model, causal, None
+        self.d_model = self.features = d_model
+        self.causal = causal
         self.forward_map = _attention_map(causal)
         self._configure(None, init)
 
@@ -761,36 +792,17 @@ class SelfAttention(Layer):
         options = (f", heads={self.heads}" if self.heads != 1 else "") + (", causal=True" if self.causal else "")
         return f"SelfAttention({self.d_model}{options})"
 
-    def shaped(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 2 or shape[1] != self.d_model:
-            raise ConfigurationError(f"{self!r} takes sequences of shape (time, {self.d_model}) (input_shape=(T, "
-                                     f"{self.d_model})), got {_shape_text(shape)}")
-        self.length = shape[0]
-        return True
-
     def sizes(self):
-        if self.length is None:
-            raise ConfigurationError(f"{self!r} does not know its sequences' length: give the model "
-                                     f"input_shape=(T, {self.d_model})")
-        return {I_SIZE: self.d_model, J_SIZE: self.d_model, "out": self.d_model, "in": self.d_model,
-                T_SIZE: self.length, HEADS: self.heads, D_HEAD: self.d_model // self.heads}
+        return {**super().sizes(), I_SIZE: self.d_model, "out": self.d_model, HEADS: self.heads,
+                D_HEAD: self.d_model // self.heads}
 
-    @property
-    def input_shape(self):
-        return None if self.length is None else (self.length, self.d_model)
-
-    @property
-    def n_in(self):
-        return None if self.length is None else self.length * self.d_model
-
-    n_out = n_in
+    n_out = OnSequences.n_in
 
     def fans(self):
         return self.d_model, self.d_model
 
 
-class RNN(Layer):
+class RNN(OnSequences):
     """Elman recurrent layer on sequences (time, features):
 
     ``z[n,t,i] = Σ_j W[i,j] a[n,t,j] + Σ_k U[i,k] H[n,t−1,k] + b[i]``, ``H[n,t,i] = f(z[n,t,i])``, ``H[n,−1,·] = 0``,
@@ -806,14 +818,13 @@ class RNN(Layer):
     parameter_shapes = {W: ("out", "in"), U: ("out", "out"), b: ("out",)}
     output_indices = (n, t, i)
     extents = {t: T_SIZE, i: I_SIZE}
-    input_extents = (T_SIZE, J_SIZE)
 
     def __init__(self, input_size, hidden_size, activation="tanh", return_sequences=False, init=None):
-        self.input_size = _positive_int(input_size, "input_size", "RNN")
+        self.input_size = self.features = _positive_int(input_size, "input_size", "RNN")
         self.hidden_size = _positive_int(hidden_size, "hidden_size", "RNN")
         if not isinstance(return_sequences, bool):
             raise ConfigurationError(f"RNN: return_sequences must be True or False, got {return_sequences!r}")
-        self.last_step_only, self.length = not return_sequences, None
+        self.last_step_only = not return_sequences
         self._configure(activation, init)
         if self.activation.parameters:
             raise ConfigurationError(f"RNN: activations with trainable parameters ({self.activation.name}) are not "
@@ -824,28 +835,8 @@ class RNN(Layer):
             "" if self.last_step_only else ", return_sequences=True")
         return f"RNN({self.input_size}, {self.hidden_size}{options})"
 
-    def shaped(self, shape):
-        shape = tuple(shape)
-        if len(shape) != 2 or shape[1] != self.input_size:
-            raise ConfigurationError(f"{self!r} takes sequences of shape (time, {self.input_size}) (input_shape=(T, "
-                                     f"{self.input_size})), got {_shape_text(shape)}")
-        self.length = shape[0]
-        return True
-
     def sizes(self):
-        if self.length is None:
-            raise ConfigurationError(f"{self!r} does not know its sequences' length: give the model "
-                                     f"input_shape=(T, {self.input_size})")
-        return {I_SIZE: self.hidden_size, J_SIZE: self.input_size, "out": self.hidden_size, "in": self.input_size,
-                T_SIZE: self.length}
-
-    @property
-    def input_shape(self):
-        return None if self.length is None else (self.length, self.input_size)
-
-    @property
-    def n_in(self):
-        return None if self.length is None else self.length * self.input_size
+        return {**super().sizes(), I_SIZE: self.hidden_size, "out": self.hidden_size}
 
     @property
     def n_out(self):

@@ -7,6 +7,7 @@ import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
@@ -84,6 +85,13 @@ REORDER_GAIN = 1.25
 """How many times cheaper an order of evaluation must be than the declared one for :func:`reordered` to take it."""
 
 
+@lru_cache(maxsize=None)
+def _free_symbols(expr):
+    """``expr.free_symbols``, remembered: a sum's are computed afresh, through every nested sum, on each request, and
+    :func:`reordered` asks for those of the same factors many times over."""
+    return expr.free_symbols
+
+
 def _cost(expr, ranges):
     """Multiply-adds of evaluating ``expr``'s reductions into arrays, each distinct one once: for each, the number of
     its cells times the values its indices take (the batch counted as :data:`NOMINAL_BATCH`)."""
@@ -92,7 +100,7 @@ def _cost(expr, ranges):
         return NOMINAL_BATCH if value == "batch" else value
     total = 0
     for reduction in expr.atoms(*REDUCTIONS):
-        cells = math.prod(extent(symbol) for symbol in reduction.free_symbols if symbol in ranges)
+        cells = math.prod(extent(symbol) for symbol in _free_symbols(reduction) if symbol in ranges)
         total += cells * math.prod(extent(index_) for index_, _, _ in reduction.limits)
     return total
 
@@ -136,7 +144,7 @@ def _eliminated(factors, limits, ranges):
         return NOMINAL_BATCH if value == "batch" else value
 
     def indices(factor):
-        return {symbol for symbol in factor.free_symbols if symbol in ranges}
+        return {symbol for symbol in _free_symbols(factor) if symbol in ranges}
 
     factors, remaining = list(factors), list(limits)
     while remaining:
@@ -173,7 +181,7 @@ def reordered(expr, ranges):
     def rewrite(total):
         if not isinstance(total, sp.Sum):
             return total
-        taken = set(total.free_symbols) | {index_ for index_, _, _ in total.limits}
+        taken = set(_free_symbols(total)) | {index_ for index_, _, _ in total.limits}
         parts = []
         for term in sp.Add.make_args(total.function):
             coefficient, rest = term.as_coeff_Mul()
