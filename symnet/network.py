@@ -313,7 +313,10 @@ class Sequential:
         Pearlmutter's R-operator R{·} = d/dε (·)(θ + εv)|₀ applied to the forward pass (R{P} = v_P, the direction;
         R{X} = 0), to δ of the last layer, and to the backward pass, where (Hv)_P = R{∂L/∂P}.  Each right-hand side
         is what SymPy derived (:func:`~symnet.backprop.jvp` of the layer's map and VJPs) and the second-order module
-        evaluates; f' and f'' in the pre-activation z (f'' = 0 at a kink)."""
+        evaluates; f' and f'' in the pre-activation z (f'' = 0 at a kink).  Refused where the module would be
+        (recurrent layers, trainable activation parameters)."""
+        _check_second_order(self)
+
         def R(base):
             return sp.IndexedBase(rf"\mathcal{{R}}\{{{latex(base)}\}}", real=True)
 

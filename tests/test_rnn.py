@@ -141,6 +141,8 @@ def test_bad_configurations_say_what_is_wrong():
         sn.RNN(3, 4, sn.activations.prelu(shared=True))
     with pytest.raises(ConfigurationError, match="recurrent layers .* not supported yet"):
         model("last").compile(optimizer=sn.optim.NewtonCG())
+    with pytest.raises(ConfigurationError, match="recurrent layers .* not supported yet"):
+        model("last").second_order_latex()
 
 
 def test_a_map_that_reads_its_output_at_a_later_step_is_refused():
