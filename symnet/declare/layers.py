@@ -838,6 +838,9 @@ class RNN(OnSequences):
     def sizes(self):
         return {**super().sizes(), I_SIZE: self.hidden_size, "out": self.hidden_size}
 
+    def definition(self):
+        return super().definition() + (" last step" if self.last_step_only else " every step")   # what it outputs
+
     @property
     def n_out(self):
         return self.hidden_size if self.last_step_only else None if self.length is None else (
