@@ -2,16 +2,16 @@
 (forward, back-propagation, SGD update) of the same network: an RNN (back-propagation through time) and a
 self-attention model.  Medians of interleaved rounds in one process; the two steps' losses are compared first.
 
-Run: python benchmarks/sequence_step.py [--rounds 30]
+Run: python benchmarks/sequence_step.py [--rounds 5]
 """
 
 import argparse
-import time
 
 import numpy as np
 
 import symnet as sn
 from symnet.bench import processor
+from symnet.timing import interleaved_medians
 
 BATCH, LR = 32, 0.05
 
@@ -75,15 +75,6 @@ def numpy_attention_step(p, X, Y, heads):
     return loss
 
 
-def median_microseconds(run, rounds):
-    times = []
-    for _ in range(rounds):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return 1e6 * sorted(times)[len(times) // 2]
-
-
 def compare(name, model, numpy_step, X, Y, rounds):
     net = model.compile(optimizer=sn.optim.SGD(lr=LR))
     params = net.init(seed=0)
@@ -92,21 +83,18 @@ def compare(name, model, numpy_step, X, Y, rounds):
     assert abs(ours - theirs) <= 1e-9 * max(1.0, abs(theirs)), (name, ours, theirs)
     for key in reference:
         assert np.allclose(params[key], reference[key], rtol=1e-9, atol=1e-12), (name, key)
-    symnet_times, numpy_times = [], []
-    for _ in range(5):            # interleaved: load on the shared machine hits both alike
-        symnet_times.append(median_microseconds(lambda: net.step(params, X, Y), rounds))
-        numpy_times.append(median_microseconds(lambda: numpy_step(reference, X, Y), rounds))
-    ours, theirs = sorted(symnet_times)[2], sorted(numpy_times)[2]
+    times = interleaved_medians({"symnet": lambda: net.step(params, X, Y), "numpy": lambda: numpy_step(reference, X, Y)},
+                                rounds=rounds)
+    ours, theirs = 1e6 * times["symnet"], 1e6 * times["numpy"]
     print(f"{name:<44} net.step {ours:8.1f} µs   NumPy {theirs:8.1f} µs   ratio {ours / theirs:.2f}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
     arguments = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{processor()}, batch {BATCH}, SGD; medians of 5 × {arguments.rounds} "
-          "interleaved steps")
+    print(f"{processor()}, batch {BATCH}, SGD; medians of {arguments.rounds} interleaved rounds (symnet.timing)")
     length, features, hidden = 20, 2, 32
     X, Y = rng.random((BATCH, length, features)), rng.random((BATCH, 1))
     compare(f"RNN({features}, {hidden}) → Dense, T={length}",

@@ -124,6 +124,9 @@ def test_parameters_and_representation():
     assert layer.output_shape == (5, 4) and sn.RNN(3, 4).shaped((5, 3))
     assert repr(sn.RNN(2, 8, "relu")) == "RNN(2, 8, activation='relu')"
     assert repr(layer) == "RNN(3, 4, return_sequences=True)"
+    last = sn.RNN(3, 4)
+    last.shaped((5, 3))
+    assert last.definition() != layer.definition()     # the two outputs never share a module or a checkpoint
 
 
 def test_bad_configurations_say_what_is_wrong():

@@ -255,13 +255,14 @@ class Layer:
 
     def definition(self):
         """Text that identifies this layer for the content hash: everything its generated code depends on,
-        including the activation's name, which the module's docstring prints."""
+        including the activation's name, which the module's docstring prints, and whether a recurrent layer outputs
+        its last step only."""
         maps = sp.srepr(self.forward_map)
         if self.evaluation_map is not None or self.state_shapes:
             maps += sp.srepr([self.evaluation_map, sorted(self.state_updates.items(), key=str)])
         return (f"{self.kind}({self.input_shape},{self.z_shape},{sorted(map(str, self.size_values().items()))},"
                 f"{maps},{self.activation.name!r},{sp.srepr(self.activation.expr)},{self.activation.parameters},"
-                f"{self.init})")
+                f"{self.init})" + (" last step" if self.last_step_only else ""))
 
     def sized_map(self, evaluation=False):
         """The forward map (with ``evaluation``, the map outside training) with this layer's sizes put in and the
@@ -837,9 +838,6 @@ class RNN(OnSequences):
 
     def sizes(self):
         return {**super().sizes(), I_SIZE: self.hidden_size, "out": self.hidden_size}
-
-    def definition(self):
-        return super().definition() + (" last step" if self.last_step_only else " every step")   # what it outputs
 
     @property
     def n_out(self):
